@@ -1,0 +1,70 @@
+#pragma once
+// One concept per policy slot. Each policy header checks itself right under its definition
+// (static_assert(Scorer<Knorm>)), so a broken policy fails where it is written, not where it is used.
+#include <concepts>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "compose/kept_sets.hpp"
+#include "compose/layer_inputs.hpp"
+
+namespace kvf {
+
+// Positions a scorer protects, and with what value (kvpress pads them after scoring the rest).
+struct Protect {
+  enum class Kind { None, MaxPlusOne };  // MaxPlusOne: max over ALL scores of the layer (every batch row and head) + 1
+  Kind kind = Kind::None;
+  int64_t first = 0;  // positions [0, first)
+  int64_t last = 0;   // positions [S - last, S)
+};
+
+// Per-thread scratch memory a scorer may use (reused across heads; grows as needed).
+struct Scratch {
+  std::vector<float> a, b, c;
+};
+
+// What a selector knows besides the scores.
+struct SelectContext {
+  int64_t batch = 0, heads = 0, seq = 0;
+  int64_t layer = 0, num_layers = 1;
+  double compression_ratio = 0.0;
+  int64_t protected_tail = 0;  // the scorer's protected window (PyramidKV's budget needs it)
+};
+
+template <class P>
+concept HasParams = std::is_aggregate_v<typename P::Params> && std::default_initializable<typename P::Params>;
+
+// Scorer: scores every cached position of one (batch, kv head); higher = keep.
+template <class S>
+concept Scorer = HasParams<S> && requires(const typename S::Params& p, const LayerInputs& in, Scratch& ws, float* out) {
+  { S::name } -> std::convertible_to<std::string_view>;
+  { S::needs_attentions } -> std::convertible_to<bool>;
+  { S::score_head(p, in, int64_t{0}, int64_t{0}, ws, out) } -> std::same_as<void>;  // writes in.seq scores
+  { S::protect(p, in) } -> std::same_as<Protect>;
+  { S::validate(p, in) } -> std::same_as<void>;  // throws kvf::Error naming the parameter / the shape problem
+};
+
+// Selector: turns the layer's scores (B, H, S) into kept sets.
+template <class S>
+concept Selector = HasParams<S> && requires(const typename S::Params& p, const SelectContext& c, float* scores, KeptSets& out) {
+  { S::name } -> std::convertible_to<std::string_view>;
+  { S::head_wise } -> std::convertible_to<bool>;  // may keep different counts per head (ragged cache)
+  { S::select(p, c, scores, out) } -> std::same_as<void>;  // may modify scores in place (AdaKV safeguard)
+};
+
+// Granularity: the unit of selection. It drives scoring and selection for one layer.
+template <class G>
+concept Granularity = HasParams<G> && requires {
+  { G::name } -> std::convertible_to<std::string_view>;
+  { G::needs_per_head_selector } -> std::convertible_to<bool>;  // true for kvpress's ScorerPress-only wrappers
+};
+
+// PostOp: acts on what was kept (re-rotation, channel pruning).
+template <class P>
+concept PostOp = HasParams<P> && requires {
+  { P::name } -> std::convertible_to<std::string_view>;
+};
+
+}  // namespace kvf

@@ -1,0 +1,41 @@
+#pragma once
+// Model: the Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) on libtorch.
+// RMSNorm, RoPE (rotate_half, llama3 scaling), GQA, SwiGLU, tied embeddings, q/k/v bias, q/k norm.
+// fp32 or bf16; batch >= 1 (sequences of one batch share their length); one dense KV cache per layer.
+#include <cstdint>
+
+#include <ATen/Tensor.h>
+
+#include "core/config.hpp"
+#include "core/hooks.hpp"
+#include "core/kv_cache.hpp"
+#include "core/weights.hpp"
+
+namespace kvf {
+
+struct ForwardOptions {
+  at::Tensor position_ids;    // (B, T); default: cache.seen_tokens + arange(T)
+  LayerHook* hook = nullptr;  // called after each layer's attention
+  bool last_logits_only = false;  // return (B, 1, V): prefill for generation needs only the last row
+};
+
+class Model {
+ public:
+  Model(ModelConfig cfg, ModelWeights weights);
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return w_; }
+  at::ScalarType dtype() const { return w_.embed_tokens.scalar_type(); }
+  KVCache new_cache() const { return KVCache(cfg_.num_hidden_layers); }
+
+  // input_ids: (B, T) int64. Appends to `cache` and returns logits (B, T, V) float32.
+  at::Tensor forward(const at::Tensor& input_ids, KVCache& cache, const ForwardOptions& opts = {}) const;
+
+ private:
+  at::Tensor attention(int64_t layer, const at::Tensor& x, const at::Tensor& position_ids, const at::Tensor& cos,
+                       const at::Tensor& sin, LayerCache& cache, LayerHook* hook, Phase phase) const;
+  ModelConfig cfg_;
+  ModelWeights w_;
+  at::Tensor inv_freq_;
+};
+
+}  // namespace kvf

@@ -1,0 +1,79 @@
+#pragma once
+// The fused CPU executor of a composed press, for one layer:
+//   per (batch, kv head): prepare -> score -> (protect) -> select -> gather kept K/V in position order -> post-ops,
+// threaded across heads, writing the compacted cache once. Torch-free: raw pointers in, packed buffers out.
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#include "compose/budget.hpp"
+#include "compose/kept_sets.hpp"
+#include "compose/layer_inputs.hpp"
+#include "compose/parallel.hpp"
+#include "compose/press.hpp"
+
+namespace kvf {
+
+struct PressOutput {
+  std::vector<float> scores;  // (B, H, S) the scores selection ran on (protected slots filled); empty at cr == 0
+  KeptSets kept;              // per (b, h), ascending positions
+  std::vector<float> keys;    // (kept.total(), d): head after head, in KeptSets order
+  std::vector<float> values;  // (kept.total(), d)
+};
+
+template <class P>
+struct CpuExecutor;
+
+template <class Sc, class Se, class Gr, class... Po>
+struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
+  using PressT = Press<Sc, Se, Gr, Po...>;
+
+  static void run(const typename PressT::Params& p, const LayerInputs& in, PressOutput& out) {
+    Sc::validate(p.scorer, in);
+    SelectContext ctx{in.batch, in.kv_heads, in.seq, in.layer, in.num_layers, p.compression_ratio,
+                      Sc::protect(p.scorer, in).last};
+    out.scores.clear();
+    if (p.compression_ratio == 0.0) {
+      keep_all(in, out.kept);  // kvpress: cr == 0 returns the cache untouched, without scoring
+    } else {
+      Gr::template run<Sc, Se>(p.granularity, p.scorer, p.selector, in, ctx, out.scores, out.kept);
+    }
+    gather(in, out);
+    apply_postops(p, in, out, std::index_sequence_for<Po...>{});
+  }
+
+  static void keep_all(const LayerInputs& in, KeptSets& kept) {
+    kept.reset(in.batch, in.kv_heads);
+    kept.positions.resize(static_cast<size_t>(in.batch * in.kv_heads * in.seq));
+    for (int64_t i = 0; i < in.batch * in.kv_heads; ++i) {
+      kept.offsets[i + 1] = (i + 1) * in.seq;
+      for (int64_t t = 0; t < in.seq; ++t) kept.positions[i * in.seq + t] = static_cast<int32_t>(t);
+    }
+  }
+
+  static void gather(const LayerInputs& in, PressOutput& out) {
+    const int64_t d = in.head_dim;
+    out.keys.resize(static_cast<size_t>(out.kept.total() * d));
+    out.values.resize(out.keys.size());
+    parallel_for(in.batch * in.kv_heads, default_workers(), [&](int64_t i, int) {
+      const int64_t b = i / in.kv_heads, h = i % in.kv_heads;
+      const float* K = in.key(b, h);
+      const float* V = in.value(b, h);
+      const int32_t* pos = out.kept.begin(b, h);
+      float* ko = out.keys.data() + out.kept.offsets[i] * d;
+      float* vo = out.values.data() + out.kept.offsets[i] * d;
+      for (int64_t j = 0; j < out.kept.count(b, h); ++j) {
+        std::memcpy(ko + j * d, K + pos[j] * d, sizeof(float) * d);
+        std::memcpy(vo + j * d, V + pos[j] * d, sizeof(float) * d);
+      }
+    });
+  }
+
+  template <size_t... I>
+  static void apply_postops(const typename PressT::Params& p, const LayerInputs& in, PressOutput& out,
+                            std::index_sequence<I...>) {
+    (Po::apply(std::get<I>(p.post), in, out.kept, out.keys.data(), out.values.data()), ...);
+  }
+};
+
+}  // namespace kvf

@@ -1,0 +1,70 @@
+#include "kernels/press_inputs.hpp"
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+
+namespace kvf {
+namespace {
+at::Tensor f32(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; }
+const float* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+}  // namespace
+
+PressInputs make_press_inputs(const LayerView& view, const LayerCache& cache) {
+  if (!view.config || !view.weights) throw Error("press: layer view without config or weights");
+  PressInputs p;
+  p.config = view.config;
+  p.layer = view.layer;
+  p.hidden_states = f32(view.hidden_states);
+  p.keys = f32(cache.keys);
+  p.values = f32(cache.values);
+  p.cos = f32(view.cos);
+  p.sin = f32(view.sin);
+  p.inv_freq = f32(view.inv_freq);
+  p.q_proj = f32(view.weights->q_proj);
+  p.q_bias = f32(view.weights->q_bias);
+  p.q_norm = f32(view.weights->q_norm);
+  p.o_proj = f32(view.weights->o_proj);
+  p.attentions = f32(view.attentions);
+  p.cache_dtype = cache.keys.scalar_type();
+  return p;
+}
+
+LayerInputs PressInputs::raw() const {
+  LayerInputs in;
+  const auto& c = *config;
+  in.batch = keys.size(0);
+  in.kv_heads = keys.size(1);
+  in.seq = in.seq_stride = keys.size(2);
+  in.head_dim = keys.size(3);
+  in.q_heads = c.num_attention_heads;
+  in.tokens = in.token_stride = hidden_states.size(1);
+  in.rope_rows = cos.size(1);
+  in.hidden = hidden_states.size(2);
+  in.layer = layer;
+  in.num_layers = c.num_hidden_layers;
+  in.rms_norm_eps = c.rms_norm_eps;
+  in.hidden_states = ptr(hidden_states);
+  in.keys = ptr(keys);
+  in.values = ptr(values);
+  in.cos = ptr(cos);
+  in.sin = ptr(sin);
+  in.inv_freq = ptr(inv_freq);
+  in.q_proj = ptr(q_proj);
+  in.q_bias = ptr(q_bias);
+  in.q_norm = ptr(q_norm);
+  in.o_proj = ptr(o_proj);
+  in.attentions = ptr(attentions);
+  return in;
+}
+
+at::Tensor kept_mask(const KeptSets& kept, int64_t seq) {
+  auto m = at::zeros({kept.batch, kept.heads, seq}, at::kBool);
+  auto acc = m.accessor<bool, 3>();
+  for (int64_t b = 0; b < kept.batch; ++b)
+    for (int64_t h = 0; h < kept.heads; ++h)
+      for (int64_t j = 0; j < kept.count(b, h); ++j) acc[b][h][kept.begin(b, h)[j]] = true;
+  return m;
+}
+
+}  // namespace kvf

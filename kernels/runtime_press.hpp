@@ -1,0 +1,33 @@
+#pragma once
+// RuntimePress: a press picked by name at run time (type-erased Press<...> with bound parameters).
+// compress() runs one layer through the fused CPU executor or through the libtorch reference path.
+#include <memory>
+#include <string>
+
+#include <ATen/Tensor.h>
+
+#include "compose/kept_sets.hpp"
+#include "core/hooks.hpp"
+#include "core/kv_cache.hpp"
+
+namespace kvf {
+
+enum class Backend { Fused, Reference };
+
+struct CompressResult {
+  at::Tensor scores;  // (B, H, S) float32 as selection saw them (protected slots filled); undefined at cr == 0
+  KeptSets kept;      // ascending positions per (b, h)
+  at::Tensor keys;    // (total kept, d) in the cache dtype, head after head in KeptSets order
+  at::Tensor values;  // (total kept, d)
+};
+
+class RuntimePress {
+ public:
+  virtual ~RuntimePress() = default;
+  virtual std::string spec() const = 0;  // canonical text, all parameters
+  virtual double compression_ratio() const = 0;
+  virtual bool needs_attentions() const = 0;
+  virtual CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const = 0;
+};
+
+}  // namespace kvf

@@ -1,0 +1,32 @@
+#pragma once
+// topk (kvpress ScorerPress): every (batch, kv head) keeps its n = int(S * (1 - cr)) best positions.
+// cr == 0 keeps everything without looking at the scores (kvpress skips scoring entirely).
+#include "compose/budget.hpp"
+#include "compose/concepts.hpp"
+#include "policies/selection.hpp"
+
+namespace kvf::selectors {
+
+struct TopK {
+  static constexpr std::string_view name = "topk";
+  static constexpr bool head_wise = false;
+  struct Params {};
+
+  static void select(const Params&, const SelectContext& c, float* scores, KeptSets& out) {
+    select_per_head(c, scores, n_kept(c.seq, c.compression_ratio), out);
+  }
+  // Shared with per-layer budgets: the same n for every head.
+  static void select_per_head(const SelectContext& c, const float* scores, int64_t n, KeptSets& out) {
+    n = std::clamp<int64_t>(n, 0, c.seq);
+    out.reset(c.batch, c.heads);
+    out.positions.resize(static_cast<size_t>(c.batch * c.heads * n));
+    std::vector<int32_t> idx;
+    for (int64_t i = 0; i < c.batch * c.heads; ++i) {
+      out.offsets[i + 1] = (i + 1) * n;
+      top_n_positions(scores + i * c.seq, c.seq, n, idx, out.positions.data() + i * n);
+    }
+  }
+};
+static_assert(Selector<TopK>);
+
+}  // namespace kvf::selectors
