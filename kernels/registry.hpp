@@ -19,12 +19,15 @@ class PressRegistry {
   struct Entry {
     std::string shape;                // e.g. "adakv(snapkv)" — what specs are matched against
     std::string description;
+    std::string example;              // a full spec with small parameters: docs, --help and the test suites use it
     std::vector<std::string> params;  // "policy.param" names accepted anywhere in the spec
     std::function<std::unique_ptr<RuntimePress>(const SpecNode&, double)> make;
   };
 
+  // shape: e.g. "adakv(snapkv)"; example: a spec of that shape whose parameters suit short test sequences
+  // (defaults to the shape). Defined in kernels/typed_press.hpp.
   template <class P>
-  void add(std::string shape, std::string description);  // defined in kernels/typed_press.hpp
+  void add(std::string shape, std::string description, std::string example = {});
 
   // Throws kvf::Error listing the registered presses (unknown shape) or the parameters (unknown/bad value).
   std::unique_ptr<RuntimePress> make(std::string_view spec, double compression_ratio) const;
@@ -35,7 +38,11 @@ class PressRegistry {
   std::vector<Entry> entries_;
 };
 
-// The built-in presses (the list lives in kernels/registry_list.cpp).
+// The built-in presses. registry_list.cpp builds the registry from these lists, one file per family so that
+// the instantiations compile in parallel:
+void add_basic_presses(PressRegistry& r);    // kernels/registry_list.cpp
+void add_scorer_presses(PressRegistry& r);   // kernels/registry_scorers.cpp: scorer x topk x token
+void add_wrapper_presses(PressRegistry& r);  // kernels/registry_wrappers.cpp: selectors, granularities, post-ops
 const PressRegistry& press_registry();
 
 }  // namespace kvf

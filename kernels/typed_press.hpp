@@ -94,8 +94,11 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
 };
 
 template <class P>
-void PressRegistry::add(std::string shape, std::string description) {
+void PressRegistry::add(std::string shape, std::string description, std::string example) {
   Entry e;
+  e.example = example.empty() ? shape : std::move(example);
+  if (parse_spec(e.example).shape() != shape)
+    throw Error("press registry: example '" + e.example + "' does not have the shape '" + shape + "'");
   e.shape = std::move(shape);
   e.description = std::move(description);
   e.params = TypedPress<P>::param_names();
