@@ -61,10 +61,13 @@ concept Granularity = HasParams<G> && requires {
   { G::needs_per_head_selector } -> std::convertible_to<bool>;  // true for kvpress's ScorerPress-only wrappers
 };
 
-// PostOp: acts on what was kept (re-rotation, channel pruning).
+// PostOp: acts on what was kept (re-rotation, channel pruning), in place on the packed kept rows:
+// keys/values are (kept.total(), d), head after head in KeptSets order (positions ascending).
 template <class P>
-concept PostOp = HasParams<P> && requires {
+concept PostOp = HasParams<P> && requires(const typename P::Params& p, const LayerInputs& in, const KeptSets& kept,
+                                          float* keys, float* values) {
   { P::name } -> std::convertible_to<std::string_view>;
+  { P::apply(p, in, kept, keys, values) } -> std::same_as<void>;
 };
 
 }  // namespace kvf

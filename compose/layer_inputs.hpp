@@ -21,6 +21,8 @@ struct LayerInputs {
   int64_t layer = 0;
   int64_t num_layers = 0;
   double rms_norm_eps = 1e-6;
+  double compression_ratio = 0.0;  // the applying press's ratio (set by the executors): kvpress scorers that read
+                                   // self.compression_ratio (streaming_llm) see it here
 
   const float* hidden_states = nullptr;  // (B, T, hidden)    attention input, after input_layernorm
   const float* keys = nullptr;           // (B, H, S, d)       post-RoPE

@@ -16,7 +16,8 @@ struct Press {
   static_assert(Selector<Se>, "kvf::Press: the second argument must be a Selector (Params, name, head_wise, select).");
   static_assert(Granularity<Gr>, "kvf::Press: the third argument must be a Granularity (Params, name, "
                                  "needs_per_head_selector).");
-  static_assert((PostOp<Po> && ...), "kvf::Press: every argument after the Granularity must be a PostOp.");
+  static_assert((PostOp<Po> && ...), "kvf::Press: every argument after the Granularity must be a PostOp "
+                                     "(Params, name, apply; see compose/concepts.hpp).");
   static_assert(!(Gr::needs_per_head_selector && Se::head_wise),
                 "kvf::Press: chunk/chunkkv/block granularities select per head (they wrap a kvpress ScorerPress); "
                 "a head-wise selector such as adakv cannot be used inside them.");

@@ -1,7 +1,12 @@
 #pragma once
-// KVCache: one (keys, values) pair per layer, dense layout (B, Hkv, S, D), keys stored post-RoPE.
-// `seen_tokens` counts every token that went through the model, so positions of new tokens continue
-// from the original sequence length after a press shortened the cache (as kvpress's pipeline does).
+// KVCache: one LayerCache per layer, keys stored post-RoPE. Three layouts:
+//   dense   keys/values (B, Hkv, S, D) — every head holds the same positions;
+//   masked  dense + keep_mask (B, Hkv, S): evicted slots stay in memory but are hidden from attention
+//           (kvpress's head-wise behaviour, kept for comparison: no memory saved);
+//   ragged  one (n_i, D) tensor per (batch, kv head): head-wise presses (adakv) keep different counts per
+//           head and really free the rest. Attention runs per head over its own entries (core/attention.hpp).
+// `seen_tokens` counts every token that went through the model, so positions of new tokens continue from the
+// original sequence length after a press shortened the cache (as kvpress's pipeline does).
 #include <cstdint>
 #include <vector>
 
@@ -10,10 +15,24 @@
 namespace kvf {
 
 struct LayerCache {
-  at::Tensor keys;    // (B, Hkv, S, D)
-  at::Tensor values;  // (B, Hkv, S, D)
-  int64_t length() const { return keys.defined() ? keys.size(2) : 0; }
-  int64_t bytes() const;
+  at::Tensor keys;       // dense/masked: (B, Hkv, S, D)
+  at::Tensor values;     // dense/masked: (B, Hkv, S, D)
+  at::Tensor keep_mask;  // masked: (B, Hkv, S) bool, true = visible; undefined otherwise
+  std::vector<at::Tensor> head_keys, head_values;  // ragged: B*Hkv tensors (n_i, D), index b*Hkv + h
+  int64_t ragged_heads = 0;                         // Hkv of the ragged layout
+
+  bool ragged() const { return !head_keys.empty(); }
+  bool masked() const { return keep_mask.defined(); }
+  int64_t length() const;        // slots per head (ragged: the longest head)
+  int64_t head_length(int64_t b, int64_t h) const;
+  int64_t bytes() const;         // memory held (masked: the full dense cache plus the mask)
+  // Appends new entries (B, Hkv, T, D) to every head, in any layout.
+  void append(const at::Tensor& k, const at::Tensor& v);
+  // Drops the last n entries of every head (the pipeline's reset between questions).
+  void truncate(int64_t n);
+  // Installs a ragged layout from packed (total, D) rows, head after head, counts[b*Hkv + h] rows each.
+  void set_ragged(const at::Tensor& keys_packed, const at::Tensor& values_packed, const std::vector<int64_t>& counts,
+                  int64_t heads);
 };
 
 struct KVCache {
@@ -23,8 +42,8 @@ struct KVCache {
   explicit KVCache(int64_t num_layers = 0) : layers(static_cast<size_t>(num_layers)) {}
   int64_t bytes() const;
   int64_t length(int64_t layer) const { return layers.at(static_cast<size_t>(layer)).length(); }
-  // A deep copy (keys/values cloned): the pipeline resets to a compressed cache between questions.
-  KVCache clone() const;
+  void truncate(int64_t n);  // every layer; seen_tokens -= n
+  KVCache clone() const;     // deep copy
 };
 
 }  // namespace kvf

@@ -32,6 +32,38 @@ at::Tensor append_mask(int64_t T, int64_t S, const at::Device& dev) {
   return (j - past) <= i;
 }
 
+// What the T new queries may see of S slots: the cached entries (minus a masked cache's evicted slots), then
+// causal over the new ones. Undefined when a plain causal mask (fresh prefill) or no mask (one new token) does.
+at::Tensor visible_mask(int64_t T, int64_t S, const LayerCache& cache, int64_t group, const at::Device& dev) {
+  at::Tensor m;
+  if (T > 1 && S != T) m = append_mask(T, S, dev);                        // (T, S)
+  if (cache.masked()) {
+    auto keep = cache.keep_mask.repeat_interleave(group, 1).unsqueeze(2);  // (B, Hq, 1, S)
+    if (T > 1 && !m.defined()) m = append_mask(T, S, dev);
+    m = m.defined() ? keep.logical_and(m) : keep;
+  }
+  return m;
+}
+
+// Attention over a ragged cache: each (batch, kv head) attends over its own n_i entries, whose last T are this
+// step's tokens (causal among themselves). Scores in the model dtype, softmax in float32, as the eager path.
+at::Tensor ragged_attention(const at::Tensor& q, const LayerCache& cache, double scale) {
+  const int64_t B = q.size(0), Hq = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t Hkv = cache.ragged_heads, G = Hq / Hkv;
+  auto out = at::empty({B, Hq, T, D}, q.options());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hkv; ++h) {
+      const auto& K = cache.head_keys[static_cast<size_t>(b * Hkv + h)];
+      const auto& V = cache.head_values[static_cast<size_t>(b * Hkv + h)];
+      auto qg = q[b].narrow(0, h * G, G);                     // (G, T, D)
+      auto sc = at::matmul(qg, K.t()) * scale;                // (G, T, n)
+      if (T > 1) sc = sc.masked_fill(append_mask(T, K.size(0), q.device()).logical_not(), -INFINITY);
+      auto w = at::softmax(sc, -1, at::kFloat).to(q.scalar_type());
+      out[b].narrow(0, h * G, G).copy_(at::matmul(w, V));
+    }
+  return out;
+}
+
 }  // namespace
 
 Model::Model(ModelConfig cfg, ModelWeights weights) : cfg_(std::move(cfg)), w_(std::move(weights)) {
@@ -57,19 +89,16 @@ at::Tensor Model::attention(int64_t layer, const at::Tensor& x, const at::Tensor
   q = apply_rope(q.transpose(1, 2), cos, sin);  // (B, H, T, D)
   k = apply_rope(k.transpose(1, 2), cos, sin);  // (B, Hkv, T, D)
 
-  if (cache.length() == 0) {
-    cache.keys = k.contiguous();
-    cache.values = v.contiguous();
-  } else {
-    cache.keys = at::cat({cache.keys, k}, 2);
-    cache.values = at::cat({cache.values, v}, 2);
-  }
+  cache.append(k, v.contiguous());
   const int64_t S = cache.length();
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
 
   at::Tensor out, weights;
   const bool eager = hook && hook->wants_attention_weights(layer, phase);
-  if (eager) {
+  if (cache.ragged()) {
+    if (eager) throw Error("attention weights of a ragged (head-wise compressed) cache are not available");
+    out = ragged_attention(q, cache, scale);
+  } else if (eager) {
     // transformers' eager path: scores in the model dtype, softmax in float32.
     auto keys = cache.keys, values = cache.values;
     if (H != Hkv) {
@@ -77,18 +106,16 @@ at::Tensor Model::attention(int64_t layer, const at::Tensor& x, const at::Tensor
       values = values.repeat_interleave(H / Hkv, 1);
     }
     auto scores = at::matmul(q, keys.transpose(2, 3)) * scale;
-    if (T > 1) scores = scores.masked_fill(append_mask(T, S, x.device()).logical_not(), -INFINITY);
+    auto visible = visible_mask(T, S, cache, H / Hkv, x.device());
+    if (!visible.defined() && T > 1) visible = append_mask(T, S, x.device());  // fresh prefill: causal
+    if (visible.defined()) scores = scores.masked_fill(visible.logical_not(), -INFINITY);
     weights = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
     out = at::matmul(weights, values);
   } else {
-    at::Tensor mask;
-    bool causal = false;
-    if (T > 1) {
-      if (S == T) causal = true;
-      else mask = append_mask(T, S, x.device());
-    }
+    auto visible = visible_mask(T, S, cache, H / Hkv, x.device());
+    const bool causal = !visible.defined() && T > 1;  // S == T: a fresh prefill
     // An undefined tensor inside the optional would count as a mask: pass nullopt instead.
-    const std::optional<at::Tensor> attn_mask = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+    const std::optional<at::Tensor> attn_mask = visible.defined() ? std::optional<at::Tensor>(visible) : std::nullopt;
     out = at::scaled_dot_product_attention(q, cache.keys, cache.values, attn_mask, 0.0, causal, scale,
                                            /*enable_gqa=*/H != Hkv);
   }

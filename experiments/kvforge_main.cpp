@@ -9,6 +9,8 @@
 namespace kvf::cli {
 void add_generate_command(CLI::App& app);
 void add_bench_runtime_command(CLI::App& app);
+void add_press_commands(CLI::App& app);
+void add_bench_press_command(CLI::App& app);
 }  // namespace kvf::cli
 
 int main(int argc, char** argv) {
@@ -16,6 +18,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   kvf::cli::add_generate_command(app);
   kvf::cli::add_bench_runtime_command(app);
+  kvf::cli::add_press_commands(app);
+  kvf::cli::add_bench_press_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -44,6 +44,7 @@ LayerInputs PressInputs::raw() const {
   in.layer = layer;
   in.num_layers = c.num_hidden_layers;
   in.rms_norm_eps = c.rms_norm_eps;
+  in.compression_ratio = compression_ratio;
   in.hidden_states = ptr(hidden_states);
   in.keys = ptr(keys);
   in.values = ptr(values);

@@ -19,6 +19,7 @@ struct PressInputs {
   const ModelConfig* config = nullptr;
   int64_t layer = 0;
   at::ScalarType cache_dtype = at::kFloat;
+  double compression_ratio = 0.0;  // the applying press's ratio (set by Reference::run), see LayerInputs
 
   LayerInputs raw() const;  // pointers into the tensors above (valid while this object lives)
 };

@@ -37,6 +37,11 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
 
   CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const override {
     PressInputs in = make_press_inputs(view, cache);
+    {
+      LayerInputs raw = in.raw();  // both backends reject bad input the same way
+      raw.compression_ratio = params_.compression_ratio;
+      Sc::validate(params_.scorer, raw);
+    }
     if (backend == Backend::Reference) return Reference<PressT>::run(params_, in);
     PressOutput out;
     CpuExecutor<PressT>::run(params_, in.raw(), out);

@@ -42,6 +42,7 @@ RandomLayer::RandomLayer(const LayerShape& s) {
 
   const int64_t B = s.batch, T = s.seq, d = s.head_dim;
   auto h = at::randn({B, T, s.hidden});
+  if (s.adversarial == LayerShape::Adversarial::Ties) h = (h * 2).round() / 2;
   auto pos = at::arange(T, at::kLong).unsqueeze(0).expand({B, T}).contiguous();
   auto inv_freq = rope_inv_freq(config);
   auto [cos, sin] = rope_cos_sin(inv_freq, pos, at::kFloat);
@@ -59,6 +60,18 @@ RandomLayer::RandomLayer(const LayerShape& s) {
   k = apply_rope(k.transpose(1, 2), cos, sin);
   cache.keys = k.contiguous();
   cache.values = v.contiguous();
+  using A = LayerShape::Adversarial;
+  if (s.adversarial == A::Ties) {
+    cache.keys = (cache.keys * 2).round() / 2;
+    cache.values = (cache.values * 2).round() / 2;
+  } else if (s.adversarial == A::SignedZeros) {
+    for (int64_t t = 0; t < T; t += 3) {
+      cache.keys.select(2, t).fill_(t % 2 ? -0.0 : 0.0);
+      cache.values.select(2, t).fill_(t % 2 ? 0.0 : -0.0);
+    }
+  } else if (s.adversarial == A::Inf) {
+    for (int64_t t = 1; t < T; t += 7) cache.keys.select(2, t).select(2, t % d).fill_(t % 2 ? INFINITY : -INFINITY);
+  }
 
   view.layer = s.layer;
   view.phase = Phase::Prefill;
@@ -81,6 +94,7 @@ namespace {
 
 bool close(double a, double b, double rtol, double atol) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  if (a == b) return true;  // equal infinities
   return std::abs(a - b) <= atol + rtol * std::abs(b);
 }
 
@@ -121,6 +135,10 @@ std::string compare_results(const CompressResult& fused, const CompressResult& r
         err << "(b=" << b << ", h=" << h << ") keeps " << nf << " fused vs " << nr << " reference";
         return err.str();
       }
+      for (int64_t i = 1; i < nf; ++i)
+        if (fp[i] <= fp[i - 1]) return "fused kept positions are not strictly ascending (duplicates?)";
+      for (int64_t i = 1; i < nr; ++i)
+        if (rp[i] <= rp[i - 1]) return "reference kept positions are not strictly ascending (duplicates?)";
       std::vector<int32_t> only_f, only_r;
       std::set_difference(fp, fp + nf, rp, rp + nr, std::back_inserter(only_f));
       std::set_difference(rp, rp + nr, fp, fp + nf, std::back_inserter(only_r));

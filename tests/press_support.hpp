@@ -19,6 +19,9 @@ struct LayerShape {
   int64_t layer = 1, num_layers = 4;
   bool qk_norm = false, attention_bias = false, attentions = false;
   uint64_t seed = 0;
+  // Adversarial inputs: Ties rounds hidden states and keys to a coarse grid (many exactly equal scores);
+  // SignedZeros makes some key and value rows all +0 or -0; Inf puts +-inf into a few keys.
+  enum class Adversarial { None, Ties, SignedZeros, Inf } adversarial = Adversarial::None;
 };
 
 // A layer's inputs built the way the runtime builds them: random hidden states (after input_layernorm),

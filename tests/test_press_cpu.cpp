@@ -39,7 +39,8 @@ struct RandomLayer {
 TEST_CASE("n_kept follows kvpress's double arithmetic", "[press][budget]") {
   // Worked values from the kvpress semantics notes (section 9): int(L * (1 - cr)) in doubles.
   CHECK(n_kept(10, 0.8) == 1);
-  CHECK(n_kept(5, 0.8) == 0);
+  CHECK(n_kept(5, 0.8) == 1);  // int(0.9999...) = 0, clamped to 1 as compute_n_kept does
+  CHECK(n_kept(5, 1.0) == 0);
   CHECK(n_kept(128, 0.8) == 25);
   CHECK(n_kept(256, 0.8) == 51);
   CHECK(n_kept(1000, 0.9) == 99);
@@ -47,7 +48,8 @@ TEST_CASE("n_kept follows kvpress's double arithmetic", "[press][budget]") {
   CHECK(n_kept(4096, 0.875) == 512);
   CHECK(n_kept(4097, 0.5) == 2048);
   for (int64_t L : {1, 7, 100, 4096})
-    for (double cr : {0.0, 0.25, 0.5, 0.9}) CHECK(n_kept(L, cr) == static_cast<int64_t>(L * (1.0 - cr)));
+    for (double cr : {0.0, 0.25, 0.5, 0.9})
+      CHECK(n_kept(L, cr) == std::max<int64_t>(1, static_cast<int64_t>(L * (1.0 - cr))));
   CHECK(round_half_even(2.5) == 2);
   CHECK(round_half_even(3.5) == 4);
 }

@@ -28,16 +28,21 @@ template <class Sc, class Se, class Gr, class... Po>
 struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
   using PressT = Press<Sc, Se, Gr, Po...>;
 
-  static void run(const typename PressT::Params& p, const LayerInputs& in, PressOutput& out) {
+  static void run(const typename PressT::Params& p, const LayerInputs& layer, PressOutput& out) {
+    LayerInputs in = layer;
+    in.compression_ratio = p.compression_ratio;
     Sc::validate(p.scorer, in);
     SelectContext ctx{in.batch, in.kv_heads, in.seq, in.layer, in.num_layers, p.compression_ratio,
                       Sc::protect(p.scorer, in).last};
     out.scores.clear();
     if (p.compression_ratio == 0.0) {
-      keep_all(in, out.kept);  // kvpress: cr == 0 returns the cache untouched, without scoring
-    } else {
-      Gr::template run<Sc, Se>(p.granularity, p.scorer, p.selector, in, ctx, out.scores, out.kept);
+      // kvpress: cr == 0 returns the cache untouched, without scoring; post-ops included (think: see
+      // docs/kvpress-differences.md)
+      keep_all(in, out.kept);
+      gather(in, out);
+      return;
     }
+    Gr::template run<Sc, Se>(p.granularity, p.scorer, p.selector, in, ctx, out.scores, out.kept);
     gather(in, out);
     apply_postops(p, in, out, std::index_sequence_for<Po...>{});
   }

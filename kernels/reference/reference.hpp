@@ -49,18 +49,21 @@ template <class Sc, class Se, class Gr, class... Po>
 struct Reference<Press<Sc, Se, Gr, Po...>> {
   using PressT = Press<Sc, Se, Gr, Po...>;
 
-  static CompressResult run(const typename PressT::Params& p, const PressInputs& in) {
+  static CompressResult run(const typename PressT::Params& p, const PressInputs& inputs) {
+    PressInputs in = inputs;
+    in.compression_ratio = p.compression_ratio;
     const int64_t B = in.keys.size(0), H = in.keys.size(1), S = in.keys.size(2);
     CompressResult r;
-    if (p.compression_ratio == 0.0) {
+    if (p.compression_ratio == 0.0) {  // untouched: no scoring, no post-ops
       r.kept = kept_from_indices(at::arange(S, at::kLong).view({1, 1, S}).expand({B, H, S}));
+      gather(in, r);
     } else {
       SelectContext ctx{B, H, S, in.layer, in.config->num_hidden_layers, p.compression_ratio, 0};
       ctx.protected_tail = Sc::protect(p.scorer, in.raw()).last;
       RefGranularity<Gr>::template run<Sc, Se>(p.granularity, p.scorer, p.selector, in, ctx, r.scores, r.kept);
+      gather(in, r);
+      apply_postops(p, in, r, std::index_sequence_for<Po...>{});
     }
-    gather(in, r);
-    apply_postops(p, in, r, std::index_sequence_for<Po...>{});
     r.keys = r.keys.to(in.cache_dtype);
     r.values = r.values.to(in.cache_dtype);
     return r;

@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""Press benchmark: the compression step of every registered press, kvforge (fused executor and libtorch
+reference path) vs kvpress's own press, on identical tensors.
+
+One decoder layer with the Llama-3.1-8B attention shape (hidden 4096, 32 query heads, 8 KV heads, head_dim 128,
+llama3 RoPE), seeded random weights, batch 1. Its input is S random, distinct hidden states (a vocabulary of S
+tokens, a random permutation of them); the layer's prefill (experiments/dump_layer_snapshot.py's capture_layer)
+gives the post-RoPE keys/values, cos/sin and the kwargs kvpress's presses read. The layer's MLP is replaced by a
+zero module (it runs after the attention and does not change the captured tensors; it only cost prefill time).
+
+For every press in `kvforge presses --json`, the spec is its example with the parameters dropped so that
+kvpress's defaults apply (except random.seed, think.key_channel_compression_ratio and per_layer's ratios), the
+kvpress press is built from it (tests/fixtures/make_press_fixtures.py's parse_spec/build), and kvforge gets the
+same spec with every parameter written out from the kvpress object (so both run the same parameters).
+kvpress: `press.compress(module, hidden_states, keys, values, attentions, kwargs)` under torch.no_grad, timed
+with time.perf_counter on fresh copies of keys/values (copying is not timed). kvforge: `kvforge bench-press
+--backend both --json` (steady_clock around RuntimePress::compress). Same thread count on both sides.
+
+Writes a markdown table (atomically) with the median and worst speed-ups; progress lines go to stderr.
+"""
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import pathlib
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "experiments"))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+from dump_layer_snapshot import capture_layer, save_snapshot  # noqa: E402
+from make_press_fixtures import build, kvpress_classes, parse_spec  # noqa: E402
+
+NUM_LAYERS = 2  # pyramidkv's budget divides by (num_hidden_layers - 1); layer 0 is the one benchmarked
+LAYER = 0
+# Parameters kept from the registry's example instead of kvpress's default (the default would make the
+# press a no-op or is not a default at all).
+KEEP = {("random", "seed"), ("think", "key_channel_compression_ratio")}
+
+
+def log(msg):
+    print(f"[bench-presses {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- specs
+
+def strip_params(node, cr):
+    """The example's spec tree with parameters dropped (kvpress defaults), except KEEP and per_layer ratios."""
+    name, kids, args = node
+    kept = {k: v for k, v in args.items() if (name, k) in KEEP}
+    if name == "per_layer":
+        kept["compression_ratios"] = "[" + ",".join([repr(float(cr))] * NUM_LAYERS) + "]"
+    return name, [strip_params(k, cr) for k in kids], kept
+
+
+def build_kvpress(node, cr):
+    """(press object tree) for a spec tree: [(name, obj, kids)], or (None, why)."""
+    classes = kvpress_classes()
+    name, kids, args = node
+    if name == "think":  # kvforge's think(X) is kvpress's ComposedPress([X, ThinKPress]): build both parts
+        inner, why = build_kvpress(kids[0], cr)
+        if inner is None:
+            return None, why
+        think, why = build((name, [], args), classes, cr, NUM_LAYERS)
+        return (None, why) if think is None else ((name, think, [inner]), None)
+    obj, why = build(node, classes, cr, NUM_LAYERS)
+    if obj is None:
+        return None, why
+    sub = []
+    if kids:
+        inner, why = build_kvpress(kids[0], cr)
+        if inner is None:
+            return None, why
+        sub = [(inner[0], obj.press, inner[2])]  # the object the wrapper really holds
+    return (name, obj, sub), None
+
+
+def fmt_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(fmt_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def explicit_spec(tree, registry_params):
+    """kvforge spec text with every registry parameter the kvpress object has written out."""
+    names = {p.split(".", 1)[1] for p in registry_params}
+    name, obj, kids = tree
+    fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+    args = [f"{k}={fmt_value(getattr(obj, k))}" for k in sorted(fields & names) if k != "compression_ratio"]
+    parts = [explicit_spec(k, registry_params) for k in kids] + args
+    return name + (f"({', '.join(parts)})" if parts else "")
+
+
+def make_kvpress_runner(tree):
+    """A callable (module, hs, keys, values, attn, kwargs) -> (keys, values) running the kvpress press."""
+    name, obj, kids = tree
+    if name == "think":
+        inner = make_kvpress_runner(kids[0])
+
+        def run(module, hs, k, v, attn, kw):
+            k, v = inner(module, hs, k, v, attn, kw)
+            return obj.compress(module, hs, k, v, attn, kw)
+        return run
+    if type(obj).__name__ == "PerLayerCompressionPress":  # what its forward_hook does for this layer
+        def run(module, hs, k, v, attn, kw):
+            original = obj.press.compression_ratio
+            obj.press.compression_ratio = obj.compression_ratios[module.layer_idx]
+            try:
+                return obj.press.compress(module, hs, k, v, attn, kw)
+            finally:
+                obj.press.compression_ratio = original
+        return run
+    return obj.compress
+
+
+# ---------------------------------------------------------------------------------------------------- layer
+
+def make_model(max_seq, seed):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=max_seq, hidden_size=4096, intermediate_size=14336, num_hidden_layers=NUM_LAYERS,
+                      num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
+                      rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
+                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
+    model = LlamaForCausalLM(cfg).float().eval()
+
+    class ZeroMLP(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    for layer in model.model.layers:
+        layer.mlp = ZeroMLP()
+    # Only layer 0 runs (the config still says NUM_LAYERS, which pyramidkv's budget reads).
+    model.model.layers = model.model.layers[:1]
+    gc.collect()
+    return model
+
+
+def capture(model, S, seed, attentions):
+    import torch
+
+    g = torch.Generator().manual_seed(seed + S)
+    ids = torch.randperm(model.config.vocab_size, generator=g)[:S].unsqueeze(0)
+    model.config._attn_implementation = "eager" if attentions else "sdpa"
+    t0 = time.perf_counter()
+    cap = capture_layer(model, ids, LAYER, attentions=attentions)
+    model.config._attn_implementation = "sdpa"  # kvpress's head-wise presses refuse eager
+    cap["module"].rotary_emb = cap["rotary_emb"]
+    log(f"prefill of S={S}{' (eager, with attention weights)' if attentions else ''}: "
+        f"{time.perf_counter() - t0:.1f} s")
+    return cap
+
+
+def attn_gib(S, heads=32):
+    return heads * S * S * 4 / 2**30
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+
+def time_kvpress(runner, cap, attn, warmup, repeat):
+    import torch
+
+    module = cap["module"]
+    times, kept = [], None
+    for i in range(warmup + repeat):
+        keys, values = cap["keys"].clone(), cap["values"].clone()
+        if hasattr(module, "masked_key_indices"):
+            module.masked_key_indices = None
+        kwargs = dict(cap["kwargs"])
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            ok, ov = runner(module, cap["hidden_states"], keys, values, attn, kwargs)
+            dt = time.perf_counter() - t0
+        if i >= warmup:
+            times.append(dt * 1e3)
+        B, H, S, _ = ok.shape
+        masked = getattr(module, "masked_key_indices", None)
+        kept = B * H * S - (0 if masked is None else int(masked[0].numel()))
+        del ok, ov, keys, values
+    if hasattr(module, "masked_key_indices"):
+        module.masked_key_indices = None
+    return statistics.median(times), kept
+
+
+def time_kvforge(kvforge, snapshot, spec, cr, threads, warmup, repeat):
+    cmd = [kvforge, "bench-press", "--in", str(snapshot), "--press", spec, "--compression-ratio", repr(cr),
+           "--backend", "both", "--json", "--threads", str(threads), "--warmup", str(warmup), "--repeat", str(repeat)]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{shlex.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return {r["backend"]: r for r in map(json.loads, res.stdout.splitlines())}
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def fmt_ms(x):
+    return "—" if x is None else (f"{x:.1f}" if x >= 10 else f"{x:.2f}")
+
+
+def fmt_x(x):
+    return "—" if x is None else f"{x:.2f}x"
+
+
+def render(rows, skips, info, done):
+    sp = [r["fused_vs_kvpress"] for r in rows if r.get("fused_vs_kvpress")]
+    sr = [r["fused_vs_reference"] for r in rows if r.get("fused_vs_reference")]
+    out = ["# Press benchmark: kvforge fused vs reference vs kvpress", ""]
+    if not done:
+        out += ["**Partial: the run that writes this file is still going (or was interrupted).**", ""]
+    out += [
+        "The compression step only (scores, selection, gather of the kept keys/values) of every registered press, "
+        "on one layer with the Llama-3.1-8B attention shape (hidden 4096, 32 query heads, 8 KV heads, "
+        "head_dim 128, GQA, llama3 RoPE), seeded random weights, batch 1, S random distinct hidden states, "
+        f"{info['dtype']}, CPU. kvpress: `press.compress(...)` in Python under `torch.no_grad()`; kvforge: "
+        "`kvforge bench-press --backend both` (`RuntimePress::compress`, reference = unfused libtorch ops, "
+        "fused = the compiled executor). Identical tensors (one layer snapshot), identical parameters "
+        "(kvpress defaults; the exact spec is in the table), "
+        f"{info['threads']} threads on both sides. Wall clock, "
+        f"{'median of ' + str(info['repeat']) + ' runs' if info['repeat'] > 1 else 'one run'}"
+        f"{', after ' + str(info['warmup']) + ' untimed warm-up run' + ('s' if info['warmup'] > 1 else '') if info['warmup'] else ''}"
+        " per cell. Speed-up = kvpress ms / fused ms (and reference ms / fused ms).",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, {info['mem_gib']:.0f} GiB; load average before the run "
+        f"{info['load_before']}, after {info.get('load_after', '—')} (shared machine).",
+        f"- Versions: kvpress {info['kvpress']}, transformers {info['transformers']}, torch {info['torch']}.",
+        f"- Command (from the repository root): `{info['command']}`",
+        f"- Wall time of the whole run: {info.get('elapsed_min', 0):.1f} min.",
+        "",
+    ]
+    if sp:
+        worst = min(rows, key=lambda r: r.get("fused_vs_kvpress") or float("inf"))
+        best = max(rows, key=lambda r: r.get("fused_vs_kvpress") or 0)
+        per_press = {}
+        for r in rows:
+            if r.get("fused_vs_kvpress"):
+                per_press.setdefault(r["shape"], []).append(r["fused_vs_kvpress"])
+        below3 = sorted(s for s, v in per_press.items() if min(v) < 3)
+        out += [
+            "## Summary", "",
+            f"- Fused vs kvpress: median speed-up **{statistics.median(sp):.2f}x** over {len(sp)} cells; "
+            f"worst {worst['fused_vs_kvpress']:.2f}x ({worst['shape']}, ratio {worst['ratio']}, S={worst['S']}); "
+            f"best {best['fused_vs_kvpress']:.2f}x ({best['shape']}, ratio {best['ratio']}, S={best['S']}).",
+        ]
+        for S in sorted({r["S"] for r in rows}):
+            v = [r["fused_vs_kvpress"] for r in rows if r["S"] == S and r.get("fused_vs_kvpress")]
+            if v:
+                out.append(f"  - S={S}: median {statistics.median(v):.2f}x, worst {min(v):.2f}x over {len(v)} cells.")
+        if sr:
+            out.append(f"- Fused vs reference: median {statistics.median(sr):.2f}x, worst {min(sr):.2f}x; "
+                       f"cells where fused is slower than reference: {sum(1 for x in sr if x < 1)} of {len(sr)}.")
+        out += [
+            f"- Target (fused >= 3x kvpress for every press, median >= 5x): "
+            f"every press >= 3x: **{'yes' if not below3 else 'no'}**"
+            f"{'' if not below3 else ' (below 3x in at least one cell: ' + ', '.join(below3) + ')'}; "
+            f"median >= 5x: **{'yes' if statistics.median(sp) >= 5 else 'no'}**.",
+            "",
+        ]
+    out += ["## Results", "",
+            "| press | ratio | S | kvpress ms | reference ms | fused ms | fused vs kvpress | fused vs reference | "
+            "kvforge spec |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        note = "" if r.get("kept_match", True) else " (kept count differs from kvpress!)"
+        out.append(f"| {r['shape']} | {r['ratio']} | {r['S']} | {fmt_ms(r.get('kvpress_ms'))} | "
+                   f"{fmt_ms(r.get('reference_ms'))} | {fmt_ms(r.get('fused_ms'))} | {fmt_x(r.get('fused_vs_kvpress'))} | "
+                   f"{fmt_x(r.get('fused_vs_reference'))} | `{r['spec']}`{note} |")
+    if skips:
+        out += ["", "## Not measured", ""]
+        out += [f"- {s}" for s in skips]
+    return "\n".join(out) + "\n"
+
+
+def write_atomic(path, text):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+def parse_list(text, conv):
+    return [conv(x) for x in text.split(",") if x.strip()]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kvforge", default=str(ROOT / "build" / "experiments" / "kvforge"))
+    ap.add_argument("--seqs", default="8192,32768", help="sequence lengths S")
+    ap.add_argument("--ratios", default="0.25,0.5,0.75", help="compression ratios")
+    ap.add_argument("--ratios-at", action="append", default=[], metavar="S=R,R",
+                    help="other ratios at one length, e.g. 32768=0.5 (repeatable)")
+    ap.add_argument("--presses", help="only these registry shapes (comma-separated, e.g. knorm,adakv(snapkv))")
+    ap.add_argument("--attn-limit-gib", type=float, default=8.0,
+                    help="presses needing attention weights (1, 32, S, S) float32 run only where these fit")
+    ap.add_argument("--attn-seq", type=int, default=4096,
+                    help="an extra length for those presses when no --seqs length fits (0 = none)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per cell and side before the timed ones")
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs per cell and side (median reported)")
+    ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--quick", action="store_true", help="smoke run: S=1024, ratio 0.5")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "bench-presses.md"))
+    ap.add_argument("--json-out", help="also write the raw rows here")
+    a = ap.parse_args()
+    command = "python experiments/bench_presses.py " + shlex.join(sys.argv[1:])
+
+    import torch
+    import transformers
+    import kvpress
+
+    torch.set_num_threads(a.threads)
+    seqs = [1024] if a.quick else parse_list(a.seqs, int)
+    ratios = [0.5] if a.quick else parse_list(a.ratios, float)
+    ratios_at = {}
+    for item in a.ratios_at:
+        s, r = item.split("=", 1)
+        ratios_at[int(s)] = parse_list(r, float)
+    presses = json.loads(subprocess.run([a.kvforge, "presses", "--json"], check=True, capture_output=True,
+                                        text=True).stdout)
+    if a.presses:
+        want = {x.strip() for x in a.presses.split(";" if ";" in a.presses else ",")}
+        presses = [p for p in presses if p["shape"] in want or p["shape"].split("(")[0] in want]
+    needs_attn = [p for p in presses if p["needs_attentions"]]
+    plain = [p for p in presses if not p["needs_attentions"]]
+
+    # Which presses run at which length (attention presses only where the weights fit).
+    plan = []  # (S, with_attentions, [presses])
+    attn_fit = [S for S in seqs if attn_gib(S) <= a.attn_limit_gib]
+    skips = []
+    for S in seqs:
+        fits = S in attn_fit
+        group = plain + (needs_attn if fits else [])
+        plan.append((S, fits and bool(needs_attn), group))
+        if not fits:
+            for p in needs_attn:
+                skips.append(f"{p['shape']} at S={S}: its attention weights (1, 32, S, S) float32 are "
+                             f"{attn_gib(S):.0f} GiB, over the {a.attn_limit_gib:g} GiB limit (kvpress needs them "
+                             f"materialised; eager attention needs several times that to produce them).")
+    if needs_attn and not attn_fit and a.attn_seq and not a.quick:
+        plan.append((a.attn_seq, True, needs_attn))
+        skips.append(f"{', '.join(p['shape'] for p in needs_attn)} measured at S={a.attn_seq} instead "
+                     f"({attn_gib(a.attn_seq):.0f} GiB of attention weights).")
+
+    load = os.getloadavg()
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": a.threads,
+            "mem_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+            "load_before": " / ".join(f"{x:.2f}" for x in load), "kvpress": getattr(kvpress, "__version__", "?"),
+            "transformers": transformers.__version__, "torch": torch.__version__, "command": command,
+            "repeat": a.repeat, "warmup": a.warmup, "dtype": "float32"}
+    rows = []
+    t_start = time.perf_counter()
+    log(f"{len(presses)} presses, lengths {[p[0] for p in plan]}, threads {a.threads}, load {info['load_before']}")
+    log("building the layer (Llama-3.1-8B attention shape, random weights) ...")
+    model = make_model(max(p[0] for p in plan), a.seed)
+    with tempfile.TemporaryDirectory(prefix="kvf-bench-presses-") as tmp:
+        for S, with_attn, group in plan:
+            cap = capture(model, S, a.seed, with_attn)
+            snap = pathlib.Path(tmp) / f"layer_S{S}.safetensors"
+            save_snapshot(snap, cap, model.config, LAYER)
+            attn_full = cap.get("attentions")
+            for p in group:
+                for cr in ratios_at.get(S, ratios):
+                    node = strip_params(parse_spec(p["example"]), cr)
+                    tree, why = build_kvpress(node, cr)
+                    row = {"shape": p["shape"], "ratio": cr, "S": S}
+                    if tree is None:
+                        msg = f"{p['shape']}: no kvpress counterpart ({why}); kvforge only, example parameters."
+                        if msg not in skips:
+                            skips.append(msg)
+                        spec = p["example"]
+                    else:
+                        spec = explicit_spec(tree, p["params"])
+                    row["spec"] = spec
+                    attn = attn_full if p["needs_attentions"] else None
+                    if tree is not None:
+                        row["kvpress_ms"], row["kvpress_kept"] = time_kvpress(make_kvpress_runner(tree), cap, attn,
+                                                                              a.warmup, a.repeat)
+                    ours = time_kvforge(a.kvforge, snap, spec, cr, a.threads, a.warmup, a.repeat)
+                    row["reference_ms"] = ours["reference"]["ms"]
+                    row["fused_ms"] = ours["fused"]["ms"]
+                    row["kvforge_kept"] = ours["fused"]["kept"]
+                    row["kvforge_spec"] = ours["fused"]["press"]
+                    if "kvpress_ms" in row:
+                        row["fused_vs_kvpress"] = row["kvpress_ms"] / row["fused_ms"]
+                        row["kept_match"] = row["kvpress_kept"] == row["kvforge_kept"]
+                    row["fused_vs_reference"] = row["reference_ms"] / row["fused_ms"]
+                    rows.append(row)
+                    log(f"S={S} cr={cr} {spec}: kvpress {fmt_ms(row.get('kvpress_ms'))} ms, reference "
+                        f"{fmt_ms(row['reference_ms'])} ms, fused {fmt_ms(row['fused_ms'])} ms -> "
+                        f"{fmt_x(row.get('fused_vs_kvpress'))} vs kvpress, {fmt_x(row['fused_vs_reference'])} vs "
+                        f"reference{'' if row.get('kept_match', True) else ' [KEPT COUNT DIFFERS: kvpress %d, kvforge %d]' % (row['kvpress_kept'], row['kvforge_kept'])}")
+                    info["elapsed_min"] = (time.perf_counter() - t_start) / 60
+                    write_atomic(a.out, render(rows, skips, info, done=False))
+                    if a.json_out:
+                        write_atomic(a.json_out, json.dumps({"info": info, "rows": rows, "skipped": skips}, indent=1))
+            del cap, attn_full
+            snap.unlink()
+            gc.collect()
+    info["elapsed_min"] = (time.perf_counter() - t_start) / 60
+    info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    text = render(rows, skips, info, done=True)
+    write_atomic(a.out, text)
+    if a.json_out:
+        write_atomic(a.json_out, json.dumps({"info": info, "rows": rows, "skipped": skips}, indent=1))
+    sys.stdout.write(text)
+    log(f"wrote {a.out} ({info['elapsed_min']:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+#pragma once
+// Query-side helpers shared by the scorers that recompute queries from the hidden states (snapkv, tova,
+// expected_attention): kvpress's get_prerope_query_states (q_proj + bias, then Qwen3's per-head RMSNorm when the
+// layer has q_norm), HF's rotate-half RoPE for one row, and a numerically stable softmax row. Torch-free; one
+// query head of one token per call.
+#include <cmath>
+#include <cstdint>
+
+#include "compose/host_device.hpp"
+#include "compose/layer_inputs.hpp"
+
+namespace kvf::scorers::detail {
+
+// q (d) = W_q[qh*d : (qh+1)*d, :] h + b_q (pre-RoPE), then q_norm: w * (x * rsqrt(mean(x^2) + eps)).
+KVF_HOST_DEVICE inline void prerope_query(const float* w, const float* bias, const float* norm, double eps,
+                                          const float* h, int64_t hidden, int64_t qh, int64_t d, float* q) {
+  for (int64_t c = 0; c < d; ++c) {
+    const float* row = w + (qh * d + c) * hidden;
+    float acc = 0.f;
+    for (int64_t x = 0; x < hidden; ++x) acc += row[x] * h[x];
+    q[c] = bias ? acc + bias[qh * d + c] : acc;
+  }
+  if (norm) {
+    float ss = 0.f;
+    for (int64_t c = 0; c < d; ++c) ss += q[c] * q[c];
+    const float r = 1.f / sqrtf(ss / static_cast<float>(d) + static_cast<float>(eps));
+    for (int64_t c = 0; c < d; ++c) q[c] = norm[c] * (q[c] * r);
+  }
+}
+
+inline void prerope_query(const LayerInputs& in, const float* h, int64_t qh, float* q) {
+  prerope_query(in.q_proj, in.q_bias, in.q_norm, in.rms_norm_eps, h, in.hidden, qh, in.head_dim, q);
+}
+
+// x <- x * cos + rotate_half(x) * sin, rotate_half(x) = [-x[d/2:], x[:d/2]]  (in place).
+KVF_HOST_DEVICE inline void rope_in_place(float* x, const float* cos, const float* sin, int64_t d) {
+  const int64_t half = d / 2;
+  for (int64_t c = 0; c < half; ++c) {
+    const float a = x[c], b = x[c + half];
+    x[c] = a * cos[c] - b * sin[c];
+    x[c + half] = b * cos[c + half] + a * sin[c + half];
+  }
+}
+
+KVF_HOST_DEVICE inline float dot(const float* a, const float* b, int64_t n) {
+  float acc = 0.f;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+// z[0..n) <- softmax(z) (max-subtracted; -inf entries give 0).
+KVF_HOST_DEVICE inline void softmax_in_place(float* z, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = z[i] > mx ? z[i] : mx;
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += (z[i] = expf(z[i] - mx));
+  const float inv = 1.f / sum;
+  for (int64_t i = 0; i < n; ++i) z[i] *= inv;
+}
+
+}  // namespace kvf::scorers::detail

@@ -1,0 +1,178 @@
+// Cache layouts (dense, masked, ragged), the press hook, layer snapshots and the kvpress pipeline.
+#include <catch2/catch.hpp>
+
+#include <ATen/ATen.h>
+
+#include "core/error.hpp"
+#include "core/generation.hpp"
+#include "core/layer_snapshot.hpp"
+#include "core/model_loader.hpp"
+#include "core/pipeline.hpp"
+#include "kernels/press_hook.hpp"
+#include "kernels/registry.hpp"
+#include "tests/model_support.hpp"
+#include "tests/press_support.hpp"
+
+using namespace kvf;
+
+namespace {
+
+// A non-uniform kept set (different counts per head), as a head-wise selector would produce.
+CompressResult uneven_result(const LayerCache& cache, uint64_t seed) {
+  const int64_t B = cache.keys.size(0), H = cache.keys.size(1), S = cache.keys.size(2), D = cache.keys.size(3);
+  at::manual_seed(seed);
+  CompressResult r;
+  r.kept.reset(B, H);
+  std::vector<int64_t> flat;
+  for (int64_t i = 0; i < B * H; ++i) {
+    const int64_t n = 1 + (i * 7 + 3) % S;  // 1..S entries
+    auto perm = std::get<0>(at::randperm(S, at::kLong).narrow(0, 0, n).sort());
+    for (int64_t j = 0; j < n; ++j) {
+      const auto p = perm[j].item<int64_t>();
+      r.kept.positions.push_back(static_cast<int32_t>(p));
+      flat.push_back(i * S + p);
+    }
+    r.kept.offsets[i + 1] = r.kept.offsets[i] + n;
+  }
+  auto idx = at::tensor(flat, at::kLong);
+  r.keys = cache.keys.reshape({B * H * S, D}).index_select(0, idx);
+  r.values = cache.values.reshape({B * H * S, D}).index_select(0, idx);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a ragged per-head cache attends exactly like a masked full cache", "[cache][ragged]") {
+  const auto dirs = test::tiny_model_dirs();
+  REQUIRE(!dirs.empty());
+  for (const auto& dir : dirs) {
+    DYNAMIC_SECTION(dir.filename().string()) {
+      auto m = load_model((dir / "checkpoint").string());
+      const auto& c = m.config;
+      at::manual_seed(5);
+      auto ctx = at::randint(c.vocab_size, {2, 19}, at::kLong);
+      auto step = at::randint(c.vocab_size, {2, 3}, at::kLong);
+      KVCache ragged = m.model->new_cache(), masked = m.model->new_cache();
+      m.model->forward(ctx, ragged);
+      m.model->forward(ctx, masked);
+      int64_t bytes_ragged = 0, bytes_masked = 0;
+      for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+        auto r = uneven_result(ragged.layers[l], 100 + l);
+        apply_result(r, ragged.layers[l], CacheMode::Compact);
+        apply_result(r, masked.layers[l], CacheMode::Masked);
+        REQUIRE(ragged.layers[l].ragged());
+        REQUIRE(masked.layers[l].masked());
+        bytes_ragged += ragged.layers[l].bytes();
+        bytes_masked += masked.layers[l].bytes();
+      }
+      CHECK(bytes_ragged < bytes_masked);  // the ragged cache really frees memory
+      // A 3-token step (causal among the new tokens) and then a 1-token step.
+      auto a = m.model->forward(step, ragged);
+      auto b = m.model->forward(step, masked);
+      CHECK(test::max_abs_diff(a, b) < 1e-4);
+      auto one = step.narrow(1, 0, 1).contiguous();
+      CHECK(test::max_abs_diff(m.model->forward(one, ragged), m.model->forward(one, masked)) < 1e-4);
+      // Truncation restores the compressed context in both layouts.
+      ragged.truncate(4);
+      masked.truncate(4);
+      CHECK(test::max_abs_diff(m.model->forward(step, ragged), m.model->forward(step, masked)) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("the press hook compresses at prefill only, and the layer output used the full cache", "[hook]") {
+  const auto dirs = test::tiny_model_dirs();
+  REQUIRE(!dirs.empty());
+  auto m = load_model((dirs.front() / "checkpoint").string());
+  at::manual_seed(7);
+  auto ids = at::randint(m.config.vocab_size, {1, 24}, at::kLong);
+  auto press = press_registry().make("knorm", 0.5);
+  PressHook hook(*press);
+  KVCache full = m.model->new_cache(), pressed = m.model->new_cache();
+  ForwardOptions fo;
+  auto logits_full = m.model->forward(ids, full);
+  fo.hook = &hook;
+  auto logits_pressed = m.model->forward(ids, pressed, fo);
+  CHECK(test::max_abs_diff(logits_full, logits_pressed) == 0.0);  // compression never changes the prefill
+  REQUIRE(static_cast<int64_t>(hook.stats().size()) == m.config.num_hidden_layers);
+  for (int64_t l = 0; l < m.config.num_hidden_layers; ++l) CHECK(pressed.length(l) == 12);
+  CHECK(pressed.bytes() * 2 == full.bytes());
+  m.model->forward(ids.narrow(1, 0, 1).contiguous(), pressed, fo);  // a decoding step: not compressed
+  CHECK(pressed.length(0) == 13);
+  CHECK(static_cast<int64_t>(hook.stats().size()) == m.config.num_hidden_layers);
+}
+
+TEST_CASE("layer snapshots round-trip and compress like the live layer", "[snapshot]") {
+  test::LayerShape s;
+  s.attentions = true;
+  test::RandomLayer L(s);
+  const auto dir = test::temp_dir("snapshot");
+  const auto path = dir / "layer.safetensors";
+  const std::string cfg =
+      R"({"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":4,"num_attention_heads":4,)"
+      R"("num_key_value_heads":2,"head_dim":16,"vocab_size":64,"max_position_embeddings":4096,"rms_norm_eps":1e-6})";
+  save_layer_snapshot(path, L.view, L.cache, cfg);
+  auto snap = load_layer_snapshot(path);
+  CHECK(snap->view.layer == s.layer);
+  CHECK(snap->cache.keys.equal(L.cache.keys));
+  CHECK(snap->view.attentions.equal(L.view.attentions));
+  auto press = press_registry().make("knorm", 0.5);
+  auto a = press->compress(L.view, L.cache, Backend::Fused);
+  auto b = press->compress(snap->view, snap->cache, Backend::Fused);
+  CHECK(a.kept.positions == b.kept.positions);
+  CHECK(a.keys.equal(b.keys));
+
+  // Bad snapshots name the file and the problem.
+  auto message = [](const std::filesystem::path& p) {
+    try {
+      load_layer_snapshot(p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  auto bad = dir / "bad.safetensors";
+  save_layer_snapshot(bad, L.view, L.cache, R"({"model_type":"llama"})");
+  CHECK_THAT(message(bad), Catch::Contains("bad.safetensors") && Catch::Contains("missing required field"));
+  auto wrong = cfg;
+  wrong.replace(wrong.find("\"head_dim\":16"), 13, "\"head_dim\":8 ");
+  save_layer_snapshot(bad, L.view, L.cache, wrong);
+  CHECK_THAT(message(bad), Catch::Contains("tensor 'keys' has shape"));
+}
+
+TEST_CASE("pipeline: questions are never compressed and the cache is reset between them", "[pipeline][smollm2]") {
+  auto m = load_model("default");
+  const std::string context =
+      "The secret code of the vault is 4172. The vault is located in Zurich, in the basement of an old bank. "
+      "Alice opened it in 1998 and found a red notebook inside. Bob later moved the notebook to Geneva.";
+  const std::vector<std::string> qs{"What is the secret code?", "What is the secret code?"};
+  PipelineOptions o;
+  o.max_new_tokens = 12;
+  auto plain = run_pipeline(m, context, qs, nullptr, o);
+  REQUIRE(plain.answers.size() == 2);
+  CHECK(plain.answers[0] == plain.answers[1]);  // the second question saw exactly the same cache
+  CHECK_THAT(plain.answers[0], Catch::Contains("4172"));
+  CHECK(plain.cache_bytes_after == plain.cache_bytes_before);
+
+  // Without a press the pipeline equals greedy decoding of context + question at the same positions.
+  const auto prompt = build_pipeline_prompt(m, context, qs, o);
+  std::vector<int32_t> ids = prompt.context_ids;
+  ids.insert(ids.end(), prompt.question_ids[0].begin(), prompt.question_ids[0].end());
+  KVCache cache = m.model->new_cache();
+  SamplingConfig sc;
+  sc.max_new_tokens = 12;
+  sc.stop_ids = m.stop_ids();
+  auto g = generate(*m.model, cache, ids, sc);
+  CHECK(m.tokenizer->decode(g.tokens, true) == plain.answers[0]);
+
+  auto press = press_registry().make("knorm", 0.5);
+  PressHook hook(*press);
+  auto pressed = run_pipeline(m, context, qs, &hook, o);
+  CHECK(pressed.answers[0] == pressed.answers[1]);
+  CHECK(pressed.cache_bytes_after * 2 <= pressed.cache_bytes_before);  // int(C * 0.5) entries per head
+  CHECK(pressed.context_tokens == plain.context_tokens);
+
+  // max_context_length keeps the first tokens.
+  o.max_context_length = 10;
+  CHECK(build_pipeline_prompt(m, context, qs, o).context_ids.size() == 10);
+}
