@@ -176,3 +176,37 @@ TEST_CASE("pipeline: questions are never compressed and the cache is reset betwe
   o.max_context_length = 10;
   CHECK(build_pipeline_prompt(m, context, qs, o).context_ids.size() == 10);
 }
+
+TEST_CASE("SmolLM2 finds a needle near the end with no press, snapkv and adakv at 0.5", "[pipeline][smollm2][needle]") {
+  auto m = load_model("default");
+  const char* filler[] = {"The grass is green and the sky is blue.", "The sun rises in the east and sets in the west.",
+                          "Rivers flow from the mountains to the sea.", "Birds sing in the trees every morning.",
+                          "The old library keeps thousands of dusty books.", "Farmers plant wheat in the spring."};
+  std::string context;
+  for (int i = 0; i < 40; ++i) context += std::string(filler[(i * 7 + 3) % 6]) + " ";
+  context += "The special magic number is 7342. ";
+  for (int i = 0; i < 3; ++i) context += std::string(filler[(i * 5 + 1) % 6]) + " ";
+  PipelineOptions o;
+  o.max_new_tokens = 12;
+  const std::vector<std::string> q{"What is the special magic number?"};
+  auto plain = run_pipeline(m, context, q, nullptr, o);
+  INFO("no press: " << plain.answers[0]);
+  CHECK_THAT(plain.answers[0], Catch::Contains("7342"));
+  for (const std::string spec : {"snapkv", "adakv(snapkv)"}) {
+    auto press = press_registry().make(spec, 0.5);
+    PressHook hook(*press);
+    auto r = run_pipeline(m, context, q, &hook, o);
+    INFO(spec << ": " << r.answers[0] << " (" << r.cache_bytes_after << " of " << r.cache_bytes_before << " bytes)");
+    CHECK_THAT(r.answers[0], Catch::Contains("7342"));
+    // int(C * 0.5) entries per head (adakv: the same total, spread unevenly over the heads of a ragged cache).
+    const double kept = static_cast<double>(r.cache_bytes_after) / static_cast<double>(r.cache_bytes_before);
+    CHECK(kept <= 0.5);
+    CHECK(kept > 0.49);
+  }
+  // kvpress's masked behaviour keeps the whole cache in memory.
+  auto press = press_registry().make("adakv(snapkv)", 0.5);
+  PressHook masked(*press, Backend::Fused, CacheMode::Masked);
+  auto r = run_pipeline(m, context, q, &masked, o);
+  CHECK_THAT(r.answers[0], Catch::Contains("7342"));
+  CHECK(r.cache_bytes_after >= r.cache_bytes_before);
+}
