@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -67,13 +68,16 @@ TEST_CASE("every registered press matches kvpress on the same layer", "[press][k
     std::ifstream f(dir / "cases.json");
     idx = nlohmann::json::parse(f);
   }
-  auto snap = load_layer_snapshot(dir / "snapshot.safetensors");
-  const int64_t S = snap->cache.length();
+  std::map<std::string, std::unique_ptr<LayerSnapshot>> snaps;
   REQUIRE(!idx["cases"].empty());
   for (const auto& c : idx["cases"]) {
     const std::string spec = c["spec"];
     const double cr = c["compression_ratio"];
-    DYNAMIC_SECTION(spec << " cr=" << cr) {
+    const std::string model = c["model"];
+    DYNAMIC_SECTION(model << ": " << spec << " cr=" << cr) {
+      auto& snap = snaps[c["snapshot"].get<std::string>()];
+      if (!snap) snap = load_layer_snapshot(dir / c["snapshot"].get<std::string>());
+      const int64_t S = snap->cache.length();
       auto press = press_registry().make(spec, cr);
       const auto t = load_tensors(dir / c["file"].get<std::string>());
       for (auto backend : {Backend::Reference, Backend::Fused}) {
