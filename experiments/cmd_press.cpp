@@ -73,7 +73,7 @@ void run_pipeline_cmd(const RunOptions& o) {
   PipelineOptions po = o.pipeline;
   po.use_chat_template = !o.no_chat_template;
   // A top-level key_rerotation closes the positional gap: questions continue at the compressed length.
-  po.rerotated_positions = press && parse_spec(press->spec()).name == "key_rerotation";
+  po.rerotated_positions = press && press->rerotates_positions();
   std::unique_ptr<PressHook> hook;
   if (press)
     hook = std::make_unique<PressHook>(*press, o.press.backend_enum(),

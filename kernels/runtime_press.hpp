@@ -27,6 +27,8 @@ class RuntimePress {
   virtual std::string spec() const = 0;  // canonical text, all parameters
   virtual double compression_ratio() const = 0;
   virtual bool needs_attentions() const = 0;
+  // A top-level key_rerotation: the pipeline then continues questions at the compressed length (kvpress).
+  virtual bool rerotates_positions() const = 0;
   virtual CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const = 0;
 };
 

@@ -33,6 +33,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
   std::string spec() const override { return spec_; }
   double compression_ratio() const override { return params_.compression_ratio; }
   bool needs_attentions() const override { return Sc::needs_attentions; }
+  bool rerotates_positions() const override { return parse_spec(spec_).name == "key_rerotation"; }
   const Params& params() const { return params_; }
 
   CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const override {

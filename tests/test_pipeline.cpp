@@ -3,6 +3,10 @@
 
 #include <ATen/ATen.h>
 
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 #include "core/generation.hpp"
 #include "core/layer_snapshot.hpp"
@@ -209,4 +213,37 @@ TEST_CASE("SmolLM2 finds a needle near the end with no press, snapkv and adakv a
   auto r = run_pipeline(m, context, q, &masked, o);
   CHECK_THAT(r.answers[0], Catch::Contains("7342"));
   CHECK(r.cache_bytes_after >= r.cache_bytes_before);
+}
+
+TEST_CASE("pipeline answers equal kvpress's pipeline on SmolLM2, token for token", "[pipeline][smollm2][kvpress]") {
+  const auto path = test::fixture("pipeline/pipeline.json");
+  REQUIRE(!path.empty());
+  nlohmann::json j;
+  {
+    std::ifstream f(path);
+    j = nlohmann::json::parse(f);
+  }
+  auto m = load_model("default");
+  const auto questions = j["questions"].get<std::vector<std::string>>();
+  for (const auto& run : j["runs"]) {
+    const std::string spec = run["spec"];
+    DYNAMIC_SECTION((spec.empty() ? "no press" : spec)) {
+      PipelineOptions o;
+      o.max_new_tokens = j["max_new_tokens"];
+      std::unique_ptr<RuntimePress> press;
+      std::unique_ptr<PressHook> hook;
+      if (!spec.empty()) {
+        press = press_registry().make(spec, run["compression_ratio"].get<double>());
+        hook = std::make_unique<PressHook>(*press);
+        o.rerotated_positions = press->rerotates_positions();
+      }
+      auto r = run_pipeline(m, j["context"], questions, hook.get(), o);
+      const auto want = run["answers"].get<std::vector<std::string>>();
+      REQUIRE(r.answers.size() == want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        INFO("question " << i);
+        CHECK(r.answers[i] == want[i]);
+      }
+    }
+  }
 }
