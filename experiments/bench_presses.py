@@ -165,40 +165,51 @@ def capture(model, S, seed, attentions):
     return cap
 
 
-def attn_gib(S, heads=32):
-    return heads * S * S * 4 / 2**30
+def attn_gb(S, heads=32):
+    return heads * S * S * 4 / 1e9
 
 
 # ---------------------------------------------------------------------------------------------------- timing
 
-def time_kvpress(runner, cap, attn, warmup, repeat):
+def time_kvpress(runner, cap, attn, warmup_under_ms, repeat):
+    """Median ms and kept entries. The first (cold) run is an untimed warm-up when it took less than
+    warmup_under_ms, else it is the first timed run (the same rule as `kvforge bench-press --warmup-under-ms`)."""
     import torch
 
     module = cap["module"]
-    times, kept = [], None
-    for i in range(warmup + repeat):
-        keys, values = cap["keys"].clone(), cap["values"].clone()
+    state = {}
+
+    def once():
+        keys, values = cap["keys"].clone(), cap["values"].clone()  # some presses write in place; not timed
         if hasattr(module, "masked_key_indices"):
             module.masked_key_indices = None
         kwargs = dict(cap["kwargs"])
         with torch.no_grad():
             t0 = time.perf_counter()
             ok, ov = runner(module, cap["hidden_states"], keys, values, attn, kwargs)
-            dt = time.perf_counter() - t0
-        if i >= warmup:
-            times.append(dt * 1e3)
+            dt = (time.perf_counter() - t0) * 1e3
         B, H, S, _ = ok.shape
         masked = getattr(module, "masked_key_indices", None)
-        kept = B * H * S - (0 if masked is None else int(masked[0].numel()))
-        del ok, ov, keys, values
+        state["kept"] = B * H * S - (0 if masked is None else int(masked[0].numel()))
+        return dt
+
+    times, warm = [], 0
+    first = once()
+    if first < warmup_under_ms:
+        warm = 1
+    else:
+        times.append(first)
+    while len(times) < repeat:
+        times.append(once())
     if hasattr(module, "masked_key_indices"):
         module.masked_key_indices = None
-    return statistics.median(times), kept
+    return statistics.median(times), state["kept"], warm
 
 
-def time_kvforge(kvforge, snapshot, spec, cr, threads, warmup, repeat):
+def time_kvforge(kvforge, snapshot, spec, cr, threads, warmup_under_ms, repeat):
     cmd = [kvforge, "bench-press", "--in", str(snapshot), "--press", spec, "--compression-ratio", repr(cr),
-           "--backend", "both", "--json", "--threads", str(threads), "--warmup", str(warmup), "--repeat", str(repeat)]
+           "--backend", "both", "--json", "--threads", str(threads), "--warmup-under-ms", repr(warmup_under_ms),
+           "--repeat", str(repeat)]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
@@ -240,12 +251,17 @@ def render(rows, skips, info, done):
         "fused = the compiled executor). Identical tensors (one layer snapshot), identical parameters "
         "(kvpress defaults; the exact spec is in the table), "
         f"{info['threads']} threads on both sides. Wall clock, "
-        f"{'median of ' + str(info['repeat']) + ' runs' if info['repeat'] > 1 else 'one run'}"
-        f"{', after ' + str(info['warmup']) + ' untimed warm-up run' + ('s' if info['warmup'] > 1 else '') if info['warmup'] else ''}"
-        " per cell. Speed-up = kvpress ms / fused ms (and reference ms / fused ms).",
+        f"{'median of ' + str(info['repeat']) + ' runs' if info['repeat'] > 1 else 'one run'} per cell and side, "
+        f"after one untimed warm-up run where a cold run took less than {info['warmup_under_ms']:g} ms (else the "
+        "cold run is the measurement; column W says which: k/r/f = kvpress/reference/fused warmed up). "
+        "Speed-up = kvpress ms / fused ms (and reference ms / fused ms). Kernel build: the kvforge binary given by "
+        "--kvforge (Release).",
         "",
         f"- Machine: {info['cpu']}, {info['cores']} cores, {info['mem_gib']:.0f} GiB; load average before the run "
-        f"{info['load_before']}, after {info.get('load_after', '—')} (shared machine).",
+        f"{info['load_before']}, after {info.get('load_after', '—')}; 1-minute load after each cell "
+        f"{min(r['load1'] for r in rows) if rows else 0:.2f}–{max(r['load1'] for r in rows) if rows else 0:.2f}, "
+        f"median {statistics.median([r['load1'] for r in rows]) if rows else 0:.2f} (shared machine; the 2 "
+        "benchmark threads are the only load when it is near 2).",
         f"- Versions: kvpress {info['kvpress']}, transformers {info['transformers']}, torch {info['torch']}.",
         f"- Command (from the repository root): `{info['command']}`",
         f"- Wall time of the whole run: {info.get('elapsed_min', 0):.1f} min.",
@@ -280,14 +296,14 @@ def render(rows, skips, info, done):
             "",
         ]
     out += ["## Results", "",
-            "| press | ratio | S | kvpress ms | reference ms | fused ms | fused vs kvpress | fused vs reference | "
+            "| press | ratio | S | kvpress ms | reference ms | fused ms | fused vs kvpress | fused vs reference | W | "
             "kvforge spec |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["S"], r["order"], r["ratio"])):
         note = "" if r.get("kept_match", True) else " (kept count differs from kvpress!)"
         out.append(f"| {r['shape']} | {r['ratio']} | {r['S']} | {fmt_ms(r.get('kvpress_ms'))} | "
                    f"{fmt_ms(r.get('reference_ms'))} | {fmt_ms(r.get('fused_ms'))} | {fmt_x(r.get('fused_vs_kvpress'))} | "
-                   f"{fmt_x(r.get('fused_vs_reference'))} | `{r['spec']}`{note} |")
+                   f"{fmt_x(r.get('fused_vs_reference'))} | {r.get('warm', '')} | `{r['spec']}`{note} |")
     if skips:
         out += ["", "## Not measured", ""]
         out += [f"- {s}" for s in skips]
@@ -316,12 +332,17 @@ def main():
     ap.add_argument("--ratios-at", action="append", default=[], metavar="S=R,R",
                     help="other ratios at one length, e.g. 32768=0.5 (repeatable)")
     ap.add_argument("--presses", help="only these registry shapes (comma-separated, e.g. knorm,adakv(snapkv))")
-    ap.add_argument("--attn-limit-gib", type=float, default=8.0,
-                    help="presses needing attention weights (1, 32, S, S) float32 run only where these fit")
+    ap.add_argument("--attn-limit-gb", type=float, default=8.0,
+                    help="presses needing attention weights (1, 32, S, S) float32 run only where these are smaller "
+                         "than this many GB (1e9 bytes)")
     ap.add_argument("--attn-seq", type=int, default=4096,
                     help="an extra length for those presses when no --seqs length fits (0 = none)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per cell and side before the timed ones")
+    ap.add_argument("--warmup-under-ms", type=float, default=2000.0,
+                    help="one untimed warm-up run per cell and side when a cold run takes less than this")
+    ap.add_argument("--cell-budget-s", type=float, default=300.0,
+                    help="when the first ratio of a press at a length (0.5 when listed) takes longer than this "
+                         "in all (kvpress + kvforge), the other ratios are skipped at that length")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per cell and side (median reported)")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--quick", action="store_true", help="smoke run: S=1024, ratio 0.5")
@@ -330,9 +351,9 @@ def main():
     a = ap.parse_args()
     command = "python experiments/bench_presses.py " + shlex.join(sys.argv[1:])
 
+    import importlib.metadata
     import torch
     import transformers
-    import kvpress
 
     torch.set_num_threads(a.threads)
     seqs = [1024] if a.quick else parse_list(a.seqs, int)
@@ -351,7 +372,7 @@ def main():
 
     # Which presses run at which length (attention presses only where the weights fit).
     plan = []  # (S, with_attentions, [presses])
-    attn_fit = [S for S in seqs if attn_gib(S) <= a.attn_limit_gib]
+    attn_fit = [S for S in seqs if attn_gb(S) < a.attn_limit_gb]
     skips = []
     for S in seqs:
         fits = S in attn_fit
@@ -360,19 +381,20 @@ def main():
         if not fits:
             for p in needs_attn:
                 skips.append(f"{p['shape']} at S={S}: its attention weights (1, 32, S, S) float32 are "
-                             f"{attn_gib(S):.0f} GiB, over the {a.attn_limit_gib:g} GiB limit (kvpress needs them "
+                             f"{attn_gb(S):.1f} GB, over the {a.attn_limit_gb:g} GB limit (kvpress needs them "
                              f"materialised; eager attention needs several times that to produce them).")
     if needs_attn and not attn_fit and a.attn_seq and not a.quick:
         plan.append((a.attn_seq, True, needs_attn))
         skips.append(f"{', '.join(p['shape'] for p in needs_attn)} measured at S={a.attn_seq} instead "
-                     f"({attn_gib(a.attn_seq):.0f} GiB of attention weights).")
+                     f"({attn_gb(a.attn_seq):.1f} GB of attention weights).")
 
     load = os.getloadavg()
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": a.threads,
             "mem_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-            "load_before": " / ".join(f"{x:.2f}" for x in load), "kvpress": getattr(kvpress, "__version__", "?"),
+            "load_before": " / ".join(f"{x:.2f}" for x in load), "kvpress": importlib.metadata.version("kvpress"),
             "transformers": transformers.__version__, "torch": torch.__version__, "command": command,
-            "repeat": a.repeat, "warmup": a.warmup, "dtype": "float32"}
+            "repeat": a.repeat, "warmup_under_ms": a.warmup_under_ms,
+            "dtype": "float32"}
     rows = []
     t_start = time.perf_counter()
     log(f"{len(presses)} presses, lengths {[p[0] for p in plan]}, threads {a.threads}, load {info['load_before']}")
@@ -381,14 +403,22 @@ def main():
     with tempfile.TemporaryDirectory(prefix="kvf-bench-presses-") as tmp:
         for S, with_attn, group in plan:
             cap = capture(model, S, a.seed, with_attn)
+            # Presses that can use attention weights (snapkv, tova) read them when the snapshot has them, and
+            # kvpress's when they are passed: only the presses that need them get them, on both sides.
+            attn_full = cap.pop("attentions", None)
             snap = pathlib.Path(tmp) / f"layer_S{S}.safetensors"
             save_snapshot(snap, cap, model.config, LAYER)
-            attn_full = cap.get("attentions")
+            snap_attn = None
+            if attn_full is not None:
+                snap_attn = pathlib.Path(tmp) / f"layer_S{S}_attn.safetensors"
+                save_snapshot(snap_attn, dict(cap, attentions=attn_full), model.config, LAYER)
             for p in group:
-                for cr in ratios_at.get(S, ratios):
+                cell_ratios = sorted(ratios_at.get(S, ratios), key=lambda r: (r != 0.5, r))
+                for ci, cr in enumerate(cell_ratios):
+                    t_cell = time.perf_counter()
                     node = strip_params(parse_spec(p["example"]), cr)
                     tree, why = build_kvpress(node, cr)
-                    row = {"shape": p["shape"], "ratio": cr, "S": S}
+                    row = {"shape": p["shape"], "ratio": cr, "S": S, "order": presses.index(p)}
                     if tree is None:
                         msg = f"{p['shape']}: no kvpress counterpart ({why}); kvforge only, example parameters."
                         if msg not in skips:
@@ -398,10 +428,15 @@ def main():
                         spec = explicit_spec(tree, p["params"])
                     row["spec"] = spec
                     attn = attn_full if p["needs_attentions"] else None
+                    warm = ""
                     if tree is not None:
-                        row["kvpress_ms"], row["kvpress_kept"] = time_kvpress(make_kvpress_runner(tree), cap, attn,
-                                                                              a.warmup, a.repeat)
-                    ours = time_kvforge(a.kvforge, snap, spec, cr, a.threads, a.warmup, a.repeat)
+                        row["kvpress_ms"], row["kvpress_kept"], w = time_kvpress(
+                            make_kvpress_runner(tree), cap, attn, a.warmup_under_ms, a.repeat)
+                        warm += "k" if w else ""
+                    ours = time_kvforge(a.kvforge, snap_attn if p["needs_attentions"] else snap, spec, cr,
+                                        a.threads, a.warmup_under_ms, a.repeat)
+                    warm += ("r" if ours["reference"]["warmup"] else "") + ("f" if ours["fused"]["warmup"] else "")
+                    row["warm"] = warm or "none"
                     row["reference_ms"] = ours["reference"]["ms"]
                     row["fused_ms"] = ours["fused"]["ms"]
                     row["kvforge_kept"] = ours["fused"]["kept"]
@@ -410,6 +445,8 @@ def main():
                         row["fused_vs_kvpress"] = row["kvpress_ms"] / row["fused_ms"]
                         row["kept_match"] = row["kvpress_kept"] == row["kvforge_kept"]
                     row["fused_vs_reference"] = row["reference_ms"] / row["fused_ms"]
+                    row["cell_s"] = time.perf_counter() - t_cell
+                    row["load1"] = os.getloadavg()[0]
                     rows.append(row)
                     log(f"S={S} cr={cr} {spec}: kvpress {fmt_ms(row.get('kvpress_ms'))} ms, reference "
                         f"{fmt_ms(row['reference_ms'])} ms, fused {fmt_ms(row['fused_ms'])} ms -> "
@@ -419,8 +456,17 @@ def main():
                     write_atomic(a.out, render(rows, skips, info, done=False))
                     if a.json_out:
                         write_atomic(a.json_out, json.dumps({"info": info, "rows": rows, "skipped": skips}, indent=1))
+                    if ci == 0 and row["cell_s"] > a.cell_budget_s and len(cell_ratios) > 1:
+                        rest = ", ".join(f"{r:g}" for r in cell_ratios[1:])
+                        skips.append(f"{p['shape']} at S={S}, ratios {rest}: skipped for time (the ratio {cr:g} "
+                                     f"cell took {row['cell_s']:.0f} s > --cell-budget-s {a.cell_budget_s:g}; the "
+                                     "scoring cost does not depend on the ratio).")
+                        log(skips[-1])
+                        break
             del cap, attn_full
             snap.unlink()
+            if snap_attn is not None:
+                snap_attn.unlink()
             gc.collect()
     info["elapsed_min"] = (time.perf_counter() - t_start) / 60
     info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())

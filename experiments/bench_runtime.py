@@ -70,6 +70,7 @@ def main():
     gguf = common.smollm2_gguf()
     lengths = [int(x) for x in a.prompt_tokens.split(",")]
 
+    load_before = os.getloadavg()
     print("kvforge ...", flush=True)
     cmd = [a.kvforge, "bench-runtime", "--model", str(gguf), "--prompt-tokens", *map(str, lengths),
            "--decode-tokens", str(a.decode_tokens), "--repeats", str(a.repeats), "--threads", str(a.threads)]
@@ -78,11 +79,14 @@ def main():
     print("transformers ...", flush=True)
     theirs_rows, tf_ver, torch_ver = bench_transformers(gguf, lengths, a.decode_tokens, a.repeats, a.threads)
     theirs = {r["prompt_tokens"]: r for r in theirs_rows}
+    load_after = os.getloadavg()
 
     lines = [
         f"SmolLM2-135M-Instruct (Q4_1 GGUF dequantised to fp32), CPU, {a.threads} threads, "
         f"{platform.processor() or platform.machine()}; decode = {a.decode_tokens} greedy tokens after the prefill; "
-        f"median of {a.repeats} runs after a warm-up. transformers {tf_ver}, torch {torch_ver}.",
+        f"median of {a.repeats} runs after a warm-up. transformers {tf_ver}, torch {torch_ver}. "
+        f"1-minute load average before/after: {load_before[0]:.2f}/{load_after[0]:.2f} "
+        f"({os.cpu_count()} cores; above ~0.5 other work was competing and the numbers are unreliable).",
         "",
         "| prompt tokens | kvforge prefill tok/s | transformers prefill tok/s | ratio | "
         "kvforge decode tok/s | transformers decode tok/s | ratio |",

@@ -11,6 +11,10 @@ void add_generate_command(CLI::App& app);
 void add_bench_runtime_command(CLI::App& app);
 void add_press_commands(CLI::App& app);
 void add_bench_press_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_bench_speed_command(CLI::App& app);
+void add_trace_command(CLI::App& app);
 }  // namespace kvf::cli
 
 int main(int argc, char** argv) {
@@ -20,6 +24,10 @@ int main(int argc, char** argv) {
   kvf::cli::add_bench_runtime_command(app);
   kvf::cli::add_press_commands(app);
   kvf::cli::add_bench_press_command(app);
+  kvf::cli::add_eval_command(app);
+  kvf::cli::add_sweep_command(app);
+  kvf::cli::add_bench_speed_command(app);
+  kvf::cli::add_trace_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

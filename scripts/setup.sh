@@ -9,7 +9,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 APT_PKGS=(build-essential cmake ninja-build pkg-config git
           qt6-base-dev qt6-base-dev-tools libgl1-mesa-dev libqcustomplot-dev
           catch2 libeigen3-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
-          xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+          qt6-svg-dev xvfb xauth libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
           libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 fonts-dejavu-core)
 
 missing=()
