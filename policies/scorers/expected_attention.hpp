@@ -13,6 +13,7 @@
 // Asserts S > n_sink. T <= n_sink gives empty statistics and NaN scores, as in kvpress.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "compose/concepts.hpp"
 #include "compose/params.hpp"
@@ -92,6 +93,7 @@ struct ExpectedAttention {
     float *mu = ws.b.data(), *mu_r = mu + d, *cbar = mu_r + d, *sbar = cbar + d, *sig = sbar + d, *tmp = sig + d * d,
           *sig_r = tmp + d * d;
     float* z = ws.c.data();
+    thread_local std::vector<float> ks;  // Sigma~ k_t rows (n x d)
     mean_rope(in.inv_freq, d, T, p.n_future_positions, cbar, sbar);
     const float sqrt_d = static_cast<float>(std::sqrt(static_cast<double>(d)));
     const float* K = in.key(b, h) + sink * d;
@@ -99,7 +101,7 @@ struct ExpectedAttention {
     float* s = out + sink;
     for (int64_t g = 0; g < G; ++g) {
       float* Q = ws.a.data();
-      for (int64_t t = 0; t < Tq; ++t) detail::prerope_query(in, in.hidden_row(b, sink + t), h * G + g, Q + t * d);
+      detail::prerope_queries(in, b, sink, Tq, h * G + g, Q);  // one GEMM for all Tq rows
       for (int64_t c = 0; c < d; ++c) {
         float acc = 0.f;
         for (int64_t t = 0; t < Tq; ++t) acc += Q[t * d + c];
@@ -109,16 +111,20 @@ struct ExpectedAttention {
       if (p.use_covariance) {
         for (int64_t t = 0; t < Tq; ++t)
           for (int64_t c = 0; c < d; ++c) Q[t * d + c] -= mu[c];  // centred
-        for (int64_t a = 0; a < d; ++a)
-          for (int64_t c = a; c < d; ++c) {
-            float acc = 0.f;
-            for (int64_t t = 0; t < Tq; ++t) acc += Q[t * d + a] * Q[t * d + c];
-            sig[a * d + c] = sig[c * d + a] = acc / static_cast<float>(Tq);
-          }
+        dense::gram(Q, Tq, d, static_cast<float>(Tq), sig);  // Sigma = Qc^T Qc / Tq
         for (int64_t a = 0; a < d; ++a) rotate(cbar, sbar, d, sig + a * d, 1, tmp + a * d, 1);  // Sigma R^T
         for (int64_t c = 0; c < d; ++c) rotate(cbar, sbar, d, tmp + c, d, sig_r + c, d);       // R (Sigma R^T)
       }
-      for (int64_t t = 0; t < n; ++t) z[t] = logit(mu_r, p.use_covariance ? sig_r : nullptr, K + t * d, d, sqrt_d);
+      if (p.use_covariance) {
+        // z_t = mu~.k_t / sqrt(d) + k_t^T Sigma~ k_t / (2d): Sigma~ k_t for all keys in one GEMM.
+        ks.resize(static_cast<size_t>(n * d));
+        dense::gemm_nt(K, n, d, d, sig_r, d, d, ks.data(), d);
+        for (int64_t t = 0; t < n; ++t)
+          z[t] = detail::dot(mu_r, K + t * d, d) / sqrt_d +
+                 detail::dot(K + t * d, ks.data() + t * d, d) / static_cast<float>(d) / 2.f;
+      } else {
+        for (int64_t t = 0; t < n; ++t) z[t] = logit(mu_r, nullptr, K + t * d, d, sqrt_d);
+      }
       detail::softmax_in_place(z, n);
       for (int64_t t = 0; t < n; ++t) s[t] += z[t];
     }

@@ -8,6 +8,7 @@
 
 #include "compose/host_device.hpp"
 #include "compose/layer_inputs.hpp"
+#include "policies/dense.hpp"
 
 namespace kvf::scorers::detail {
 
@@ -30,6 +31,25 @@ KVF_HOST_DEVICE inline void prerope_query(const float* w, const float* bias, con
 
 inline void prerope_query(const LayerInputs& in, const float* h, int64_t qh, float* q) {
   prerope_query(in.q_proj, in.q_bias, in.q_norm, in.rms_norm_eps, h, in.hidden, qh, in.head_dim, q);
+}
+
+// Q (rows x d) <- the pre-RoPE queries of hidden rows [t0, t0 + rows) of batch row b for query head qh: one GEMM
+// (host only), then bias and q_norm per row exactly as prerope_query.
+inline void prerope_queries(const LayerInputs& in, int64_t b, int64_t t0, int64_t rows, int64_t qh, float* Q) {
+  const int64_t d = in.head_dim;
+  if (rows <= 0) return;
+  dense::gemm_nt(in.hidden_row(b, t0), rows, in.hidden, in.hidden, in.q_proj + qh * d * in.hidden, d, in.hidden, Q, d);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* q = Q + r * d;
+    if (in.q_bias)
+      for (int64_t c = 0; c < d; ++c) q[c] += in.q_bias[qh * d + c];
+    if (in.q_norm) {
+      float ss = 0.f;
+      for (int64_t c = 0; c < d; ++c) ss += q[c] * q[c];
+      const float rr = 1.f / sqrtf(ss / static_cast<float>(d) + static_cast<float>(in.rms_norm_eps));
+      for (int64_t c = 0; c < d; ++c) q[c] = in.q_norm[c] * (q[c] * rr);
+    }
+  }
 }
 
 // x <- x * cos + rotate_half(x) * sin, rotate_half(x) = [-x[d/2:], x[:d/2]]  (in place).

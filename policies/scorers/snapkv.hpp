@@ -69,18 +69,28 @@ struct SnapKV {
         }
       return;
     }
-    ws.a.resize(static_cast<size_t>(d + S));
-    float* q = ws.a.data();
-    float* z = q + d;
+    // Per query head: the w window queries in one GEMM, their logits against all S keys in another, then the
+    // causal softmax row by row (row i sees keys 0 .. S - w + i).
+    ws.a.resize(static_cast<size_t>(w * d + w * S));
+    float* Qw = ws.a.data();
+    float* Z = Qw + w * d;
     const float sqrt_d = static_cast<float>(std::sqrt(static_cast<double>(d)));
     const float* K = in.key(b, h);
-    for (int64_t g = 0; g < G; ++g)
+    for (int64_t g = 0; g < G; ++g) {
+      detail::prerope_queries(in, b, in.tokens - w, w, h * G + g, Qw);
       for (int64_t i = 0; i < w; ++i) {
-        detail::prerope_query(in, in.hidden_row(b, in.tokens - w + i), h * G + g, q);
         const int64_t r = in.rope_rows - w + i;
-        detail::rope_in_place(q, in.cos_row(b, r), in.sin_row(b, r), d);
-        add_attention_row(q, K, d, n + i + 1, n, sqrt_d, z, acc + g * n);  // causal: keys 0 .. S - w + i
+        detail::rope_in_place(Qw + i * d, in.cos_row(b, r), in.sin_row(b, r), d);
       }
+      dense::gemm_nt(Qw, w, d, d, K, S, d, Z, S);
+      for (int64_t i = 0; i < w; ++i) {
+        float* z = Z + i * S;
+        const int64_t visible = n + i + 1;
+        for (int64_t t = 0; t < visible; ++t) z[t] /= sqrt_d;
+        detail::softmax_in_place(z, visible);
+        for (int64_t t = 0; t < n; ++t) acc[g * n + t] += z[t];
+      }
+    }
   }
 
   // out[t] = (1/k) sum_{u = t - k/2}^{t + k/2} x[u], x zero outside [0, n) (avg_pool1d, count_include_pad).
