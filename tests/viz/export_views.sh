@@ -12,3 +12,13 @@ for v in overview layer:5 text stats compare; do
 done
 "$kvviz" --export "$out/export_overview.pdf" --view overview "$a"
 test -s "$out/export_overview.pdf"
+head -c 4 "$out/export_overview.pdf" | grep -q '%PDF' || { echo "FAIL: export_overview.pdf is not a PDF"; exit 1; }
+# SVG: written when kvviz was built with Qt SVG (setup installs qt6-svg-dev); otherwise it must refuse clearly.
+if "$kvviz" --export "$out/export_overview.svg" --view overview "$a" 2> "$out/svg.err"; then
+  grep -q '<svg' "$out/export_overview.svg" || { echo "FAIL: export_overview.svg has no <svg> element"; exit 1; }
+  grep -c '<image\|<path\|<rect' "$out/export_overview.svg" | awk '$1 < 1 { print "FAIL: empty SVG"; exit 1 }'
+  echo "svg ok"
+else
+  grep -qi 'svg' "$out/svg.err" || { echo "FAIL: SVG export failed without saying why"; cat "$out/svg.err"; exit 1; }
+  echo "skipped SVG check: $(cat "$out/svg.err")"
+fi
