@@ -46,15 +46,6 @@ struct SnapKV {
     return {Protect::Kind::MaxPlusOne, 0, p.window_size};
   }
 
-  // acc[t] += softmax_t(q . K_t / sqrt_d) over the visible keys K[0 .. n_visible), for t < n_out.
-  // z: scratch of n_visible floats.
-  static void add_attention_row(const float* q, const float* K, int64_t d, int64_t n_visible, int64_t n_out,
-                                float sqrt_d, float* z, float* acc) {
-    for (int64_t t = 0; t < n_visible; ++t) z[t] = detail::dot(q, K + t * d, d) / sqrt_d;
-    detail::softmax_in_place(z, n_visible);
-    for (int64_t t = 0; t < n_out; ++t) acc[t] += z[t];
-  }
-
   // Window attention summed over the window rows, per query head of kv head h: acc (G, n) with n = S - w.
   // Shared with tova (w = 1).
   static void window_attention_sums(const LayerInputs& in, int64_t b, int64_t h, int64_t w, Scratch& ws,
