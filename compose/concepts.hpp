@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "compose/kept_sets.hpp"
@@ -44,6 +45,18 @@ concept Scorer = HasParams<S> && requires(const typename S::Params& p, const Lay
   { S::score_head(p, in, int64_t{0}, int64_t{0}, ws, out) } -> std::same_as<void>;  // writes in.seq scores
   { S::protect(p, in) } -> std::same_as<Protect>;
   { S::validate(p, in) } -> std::same_as<void>;  // throws kvf::Error naming the parameter / the shape problem
+};
+
+// Optional Scorer members, found by the executors with `requires`:
+//   static std::pair<int64_t, int64_t> query_rows(const Params&, const LayerInputs&)
+//       hidden rows [begin, end) whose pre-RoPE queries the scorer reads: the torch bridge projects them once per
+//       layer for all heads (LayerInputs::queries) instead of once per kv head. Post-ops may declare it too.
+//   static void finish_layer(const Params&, const LayerInputs&, float* scores)
+//       runs once after every head was scored (before protection): scores shared across heads (tova) are
+//       reduced here instead of being recomputed by every head.
+template <class X, class P>
+concept DeclaresQueryRows = requires(const P& p, const LayerInputs& in) {
+  { X::query_rows(p, in) } -> std::convertible_to<std::pair<int64_t, int64_t>>;
 };
 
 // Selector: turns the layer's scores (B, H, S) into kept sets.

@@ -35,6 +35,12 @@ struct LayerInputs {
   const float* q_norm = nullptr;         // (d) or null: Qwen3 per-head RMSNorm on queries
   const float* o_proj = nullptr;         // (hidden, Hq*d)
   const float* attentions = nullptr;     // (B, Hq, T, S) softmax weights, or null
+  // Optional: pre-RoPE queries (q_proj + bias, then q_norm) of hidden rows [query_row0, query_row0 + query_rows)
+  // of the underlying (B, T, hidden) array, (B, Hq, query_rows, d), computed once per layer by the torch bridge
+  // (one multithreaded GEMM for all heads) for the rows the scorer declares (Scorer::query_rows). Policies fall
+  // back to projecting the rows themselves when this is null or does not cover a request.
+  const float* queries = nullptr;
+  int64_t query_row0 = 0, query_rows = 0;
 
   int64_t group() const { return q_heads / kv_heads; }
   // Position 0 of (b, h)'s keys/values in this view; rows are head_dim apart.

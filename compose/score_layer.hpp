@@ -38,6 +38,7 @@ void score_layer(const typename Sc::Params& p, const LayerInputs& in, float* sco
   parallel_for(in.batch * in.kv_heads, default_workers(), [&](int64_t i, int w) {
     Sc::score_head(p, in, i / in.kv_heads, i % in.kv_heads, ws[static_cast<size_t>(w)], scores + i * in.seq);
   });
+  if constexpr (requires { Sc::finish_layer(p, in, scores); }) Sc::finish_layer(p, in, scores);
   apply_protect(Sc::protect(p, in), in, scores);
 }
 

@@ -2,6 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
+
 #include "core/error.hpp"
 
 namespace kvf {
@@ -57,6 +62,17 @@ LayerInputs PressInputs::raw() const {
   in.o_proj = ptr(o_proj);
   in.attentions = ptr(attentions);
   return in;
+}
+
+at::Tensor empty_cache_buffer(int64_t rows, int64_t cols) {
+  const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (bytes < 4 * kHuge) return at::empty({rows, cols}, at::kFloat);
+  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, alloc);
+  if (!p) throw std::bad_alloc();
+  (void)madvise(p, alloc, MADV_HUGEPAGE);  // advice only: without THP this is an ordinary buffer
+  return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kFloat));
 }
 
 at::Tensor kept_mask(const KeptSets& kept, int64_t seq) {

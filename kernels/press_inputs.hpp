@@ -26,6 +26,11 @@ struct PressInputs {
 
 PressInputs make_press_inputs(const LayerView& view, const LayerCache& cache);
 
+// An uninitialised float32 tensor for a compressed cache. Large ones are 2 MiB-aligned and advised as
+// transparent huge pages: a fresh 64 MiB cache otherwise costs ~16k page faults (plus zeroing), which is most of
+// a token-local press's compression time. Falls back to at::empty below 8 MiB.
+at::Tensor empty_cache_buffer(int64_t rows, int64_t cols);
+
 // Packs kept positions into a (B*H) int32 offsets/positions pair of tensors, and back.
 at::Tensor kept_mask(const KeptSets& kept, int64_t seq);  // (B, H, S) bool
 

@@ -3,11 +3,14 @@
 // Include this only in the registry translation units (it instantiates the executors).
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <tuple>
+#include <utility>
 
 #include "compose/params.hpp"
 #include "core/error.hpp"
 #include "kernels/cpu/executor.hpp"
+#include "kernels/press_inputs.hpp"
 #include "kernels/reference/reference.hpp"
 #include "kernels/registry.hpp"
 
@@ -45,16 +48,61 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
     }
     if (backend == Backend::Reference) return Reference<PressT>::run(params_, in);
     PressOutput out;
-    CpuExecutor<PressT>::run(params_, in.raw(), out);
     CompressResult r;
     const int64_t B = in.keys.size(0), H = in.keys.size(1), S = in.keys.size(2), d = in.keys.size(3);
+    const bool direct = in.cache_dtype == at::kFloat;  // write straight into the result tensors
+    if (direct)
+      out.allocate = [&](int64_t rows) {
+        r.keys = empty_cache_buffer(rows, d);
+        r.values = empty_cache_buffer(rows, d);
+        return std::pair<float*, float*>(r.keys.data_ptr<float>(), r.values.data_ptr<float>());
+      };
+    LayerInputs raw = in.raw();
+    at::Tensor queries = project_queries(in, raw);  // keeps the buffer raw.queries points into alive
+    CpuExecutor<PressT>::run(params_, raw, out);
     if (!out.scores.empty())
       r.scores = at::from_blob(out.scores.data(), {B, H, S}, at::kFloat).clone();
     r.kept = std::move(out.kept);
-    const int64_t n = r.kept.total();
-    r.keys = at::from_blob(out.keys.data(), {n, d}, at::kFloat).to(in.cache_dtype).clone();
-    r.values = at::from_blob(out.values.data(), {n, d}, at::kFloat).to(in.cache_dtype).clone();
+    if (!direct) {
+      const int64_t n = r.kept.total();
+      r.keys = at::from_blob(out.keys.data(), {n, d}, at::kFloat).to(in.cache_dtype);
+      r.values = at::from_blob(out.values.data(), {n, d}, at::kFloat).to(in.cache_dtype);
+    }
     return r;
+  }
+
+  // Hidden rows whose pre-RoPE queries the policies declare (Scorer/PostOp::query_rows), as one hull.
+  std::pair<int64_t, int64_t> query_rows(const LayerInputs& raw) const {
+    int64_t lo = raw.tokens, hi = 0;
+    auto add = [&](std::pair<int64_t, int64_t> r) {
+      if (r.second > r.first) lo = std::min(lo, r.first), hi = std::max(hi, r.second);
+    };
+    if constexpr (DeclaresQueryRows<Sc, typename Sc::Params>) add(Sc::query_rows(params_.scorer, raw));
+    std::apply([&](const auto&... pp) {
+      (([&] {
+         if constexpr (DeclaresQueryRows<Po, typename Po::Params>) add(Po::query_rows(pp, raw));
+       }()),
+       ...);
+    }, params_.post);
+    return {std::max<int64_t>(lo, 0), std::min(hi, raw.tokens)};
+  }
+
+  // Projects the declared rows once for all query heads with libtorch's multithreaded GEMM and points
+  // raw.queries at them (B, Hq, rows, d); empty when no policy reads queries or the press has nothing to do.
+  at::Tensor project_queries(const PressInputs& in, LayerInputs& raw) const {
+    if (params_.compression_ratio == 0.0 || !in.hidden_states.defined() || !in.q_proj.defined()) return {};
+    const auto [lo, hi] = query_rows(raw);
+    if (hi <= lo) return {};
+    const int64_t B = raw.batch, Hq = raw.q_heads, d = raw.head_dim, R = hi - lo;
+    at::Tensor q = at::matmul(in.hidden_states.narrow(1, lo, R), in.q_proj.t());  // (B, R, Hq*d)
+    if (in.q_bias.defined()) q = q + in.q_bias;
+    q = q.view({B, R, Hq, d});
+    if (in.q_norm.defined()) q = in.q_norm * (q * at::rsqrt(q.pow(2).mean(-1, true) + raw.rms_norm_eps));
+    q = q.permute({0, 2, 1, 3}).contiguous();
+    raw.queries = q.data_ptr<float>();
+    raw.query_row0 = lo;
+    raw.query_rows = R;
+    return q;
   }
 
   // Every "policy.param" this press accepts.

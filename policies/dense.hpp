@@ -29,4 +29,21 @@ inline void gram(const float* A, int64_t m, int64_t k, float scale, float* C) {
   c /= scale;
 }
 
+// out[i] = ||A[i, :]||_2 for A (m x k) contiguous (or negated: knorm's score).
+inline void row_norms(const float* A, int64_t m, int64_t k, float* out, bool negate = false) {
+  ConstMap a(A, m, k, Eigen::OuterStride<>(k));
+  Eigen::Map<Eigen::VectorXf> o(out, m);
+  o = a.rowwise().norm();
+  if (negate) o = -o;
+}
+
+// z[0..n) <- softmax(z / divisor) (max-subtracted; -inf entries give 0), vectorised exp.
+inline void softmax_in_place(float* z, int64_t n, float divisor = 1.f) {
+  Eigen::Map<Eigen::ArrayXf> a(z, n);
+  if (divisor != 1.f) a /= divisor;
+  const float mx = a.maxCoeff();
+  a = (a - mx).exp();
+  a *= 1.f / a.sum();
+}
+
 }  // namespace kvf::dense

@@ -3,6 +3,8 @@
 //   per (batch, kv head): prepare -> score -> (protect) -> select -> gather kept K/V in position order -> post-ops,
 // threaded across heads, writing the compacted cache once. Torch-free: raw pointers in, packed buffers out.
 #include <cstring>
+#include <functional>
+#include <utility>
 #include <tuple>
 #include <vector>
 
@@ -17,8 +19,14 @@ namespace kvf {
 struct PressOutput {
   std::vector<float> scores;  // (B, H, S) the scores selection ran on (protected slots filled); empty at cr == 0
   KeptSets kept;              // per (b, h), ascending positions
-  std::vector<float> keys;    // (kept.total(), d): head after head, in KeptSets order
-  std::vector<float> values;  // (kept.total(), d)
+  // The compacted keys/values, (kept.total(), d) each, head after head in KeptSets order. By default they live
+  // in `keys`/`values`; a caller that owns the destination (the torch bridge: the cache tensors themselves) sets
+  // `allocate`, which gets the row count once the selection is known and returns where to write, so the cache is
+  // written exactly once.
+  std::vector<float> keys, values;
+  std::function<std::pair<float*, float*>(int64_t rows)> allocate;
+  float* key_data = nullptr;
+  float* value_data = nullptr;
 };
 
 template <class P>
@@ -58,18 +66,29 @@ struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
 
   static void gather(const LayerInputs& in, PressOutput& out) {
     const int64_t d = in.head_dim;
-    out.keys.resize(static_cast<size_t>(out.kept.total() * d));
-    out.values.resize(out.keys.size());
+    if (out.allocate) {
+      std::tie(out.key_data, out.value_data) = out.allocate(out.kept.total());
+    } else {
+      out.keys.resize(static_cast<size_t>(out.kept.total() * d));
+      out.values.resize(out.keys.size());
+      out.key_data = out.keys.data();
+      out.value_data = out.values.data();
+    }
     parallel_for(in.batch * in.kv_heads, default_workers(), [&](int64_t i, int) {
       const int64_t b = i / in.kv_heads, h = i % in.kv_heads;
       const float* K = in.key(b, h);
       const float* V = in.value(b, h);
       const int32_t* pos = out.kept.begin(b, h);
-      float* ko = out.keys.data() + out.kept.offsets[i] * d;
-      float* vo = out.values.data() + out.kept.offsets[i] * d;
-      for (int64_t j = 0; j < out.kept.count(b, h); ++j) {
-        std::memcpy(ko + j * d, K + pos[j] * d, sizeof(float) * d);
-        std::memcpy(vo + j * d, V + pos[j] * d, sizeof(float) * d);
+      float* ko = out.key_data + out.kept.offsets[i] * d;
+      float* vo = out.value_data + out.kept.offsets[i] * d;
+      // Copy runs of consecutive positions with one memcpy each (windows, chunks, sinks are runs).
+      const int64_t cnt = out.kept.count(b, h);
+      for (int64_t j = 0; j < cnt;) {
+        int64_t e = j + 1;
+        while (e < cnt && pos[e] == pos[e - 1] + 1) ++e;
+        std::memcpy(ko + j * d, K + pos[j] * d, sizeof(float) * d * (e - j));
+        std::memcpy(vo + j * d, V + pos[j] * d, sizeof(float) * d * (e - j));
+        j = e;
       }
     });
   }
@@ -77,7 +96,7 @@ struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
   template <size_t... I>
   static void apply_postops(const typename PressT::Params& p, const LayerInputs& in, PressOutput& out,
                             std::index_sequence<I...>) {
-    (Po::apply(std::get<I>(p.post), in, out.kept, out.keys.data(), out.values.data()), ...);
+    (Po::apply(std::get<I>(p.post), in, out.kept, out.key_data, out.value_data), ...);
   }
 };
 

@@ -87,6 +87,7 @@ struct Block {
               std::memcpy(h_sub.data() + (b * m + r) * D + h * Dh, in.hidden_row(b, t) + h * Dh, sizeof(float) * Dh);
             }
         sub.hidden_states = h_sub.data();
+        sub.queries = nullptr;  // rows of a re-assembled array: precomputed queries do not apply
         sub.tokens = sub.token_stride = m;
         sub.token_offset = 0;
       }

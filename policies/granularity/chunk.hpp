@@ -38,7 +38,8 @@ struct Chunk {
     for (int64_t i = 0; i <= BH; ++i) kept.offsets[i] = i * total;
 
     std::vector<float> cs;
-    std::vector<int32_t> idx, top;
+    std::vector<int32_t> top;
+    TopNScratch idx;
     int64_t done = 0;  // kept per head so far
     for (int64_t i = 0; i < S; i += C) {
       const int64_t len = std::min(C, S - i), n = chunk_kept(len, ctx.compression_ratio);

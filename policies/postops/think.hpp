@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "compose/concepts.hpp"
@@ -32,6 +33,11 @@ struct ThinK {
                         field("window_size", &Params::window_size, 1, 1 << 30));
   };
 
+  static std::pair<int64_t, int64_t> query_rows(const Params& p, const LayerInputs& in) {
+    if (p.key_channel_compression_ratio == 0.0) return {0, 0};
+    return {in.tokens - std::min(p.window_size, in.tokens), in.tokens};
+  }
+
   static int64_t channels_pruned(int64_t d, double r) { return static_cast<int64_t>(static_cast<double>(d) * r); }
 
   // qn (B, H, d): the query side of the channel score.
@@ -43,12 +49,13 @@ struct ThinK {
     std::vector<float> qh(static_cast<size_t>(B * Hq * d), 0.f);
     parallel_for(B * Hq, default_workers(), [&](int64_t i, int) {
       const int64_t b = i / Hq, qhd = i % Hq;
-      std::vector<float> q(static_cast<size_t>(d));
+      std::vector<float> Q(static_cast<size_t>(w * d));
       std::vector<double> acc(static_cast<size_t>(d), 0.0);
+      scorers::detail::prerope_queries(in, b, in.tokens - w, w, qhd, Q.data());  // precomputed, or one GEMM
       for (int64_t r = 0; r < w; ++r) {
-        scorers::detail::prerope_query(in, in.hidden_row(b, in.tokens - w + r), qhd, q.data());
+        float* q = Q.data() + r * d;
         const int64_t rr = in.rope_rows - w + r;
-        scorers::detail::rope_in_place(q.data(), in.cos_row(b, rr), in.sin_row(b, rr), d);
+        scorers::detail::rope_in_place(q, in.cos_row(b, rr), in.sin_row(b, rr), d);
         for (int64_t c = 0; c < d; ++c) acc[static_cast<size_t>(c)] += static_cast<double>(q[c] * q[c]);
       }
       for (int64_t c = 0; c < d; ++c) qh[static_cast<size_t>(i * d + c)] = static_cast<float>(acc[c] / w);

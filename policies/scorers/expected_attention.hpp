@@ -12,7 +12,9 @@
 // future tables are rebuilt from inv_freq (attention_scaling 1: default / linear / llama3 RoPE).
 // Asserts S > n_sink. T <= n_sink gives empty statistics and NaN scores, as in kvpress.
 #include <cmath>
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compose/concepts.hpp"
@@ -46,6 +48,9 @@ struct ExpectedAttention {
     if (in.head_dim % 2 != 0) throw Error("expected_attention: head_dim must be even (RoPE)");
   }
   static Protect protect(const Params& p, const LayerInputs&) { return {Protect::Kind::MaxPlusOne, p.n_sink, 0}; }
+  static std::pair<int64_t, int64_t> query_rows(const Params& p, const LayerInputs& in) {
+    return {std::min(p.n_sink, in.tokens), in.tokens};
+  }
 
   // Averaged future rotation: cbar, sbar (d) = mean over p in [T, T + n) of cos/sin(p * inv_freq[c mod d/2]).
   static void mean_rope(const float* inv_freq, int64_t d, int64_t T, int64_t n, float* cbar, float* sbar) {
@@ -115,26 +120,26 @@ struct ExpectedAttention {
         for (int64_t a = 0; a < d; ++a) rotate(cbar, sbar, d, sig + a * d, 1, tmp + a * d, 1);  // Sigma R^T
         for (int64_t c = 0; c < d; ++c) rotate(cbar, sbar, d, tmp + c, d, sig_r + c, d);       // R (Sigma R^T)
       }
+      dense::ConstMap Km(K, n, d, Eigen::OuterStride<>(d));
+      Eigen::Map<Eigen::VectorXf> zv(z, n);
+      zv.noalias() = Km * Eigen::Map<const Eigen::VectorXf>(mu_r, d);
+      zv /= sqrt_d;
       if (p.use_covariance) {
-        // z_t = mu~.k_t / sqrt(d) + k_t^T Sigma~ k_t / (2d): Sigma~ k_t for all keys in one GEMM.
+        // + k_t^T Sigma~ k_t / (2d): Sigma~ k_t for all keys in one GEMM.
         ks.resize(static_cast<size_t>(n * d));
         dense::gemm_nt(K, n, d, d, sig_r, d, d, ks.data(), d);
-        for (int64_t t = 0; t < n; ++t)
-          z[t] = detail::dot(mu_r, K + t * d, d) / sqrt_d +
-                 detail::dot(K + t * d, ks.data() + t * d, d) / static_cast<float>(d) / 2.f;
-      } else {
-        for (int64_t t = 0; t < n; ++t) z[t] = logit(mu_r, nullptr, K + t * d, d, sqrt_d);
+        dense::ConstMap KS(ks.data(), n, d, Eigen::OuterStride<>(d));
+        zv.array() += Km.cwiseProduct(KS).rowwise().sum().array() / static_cast<float>(d) / 2.f;
       }
-      detail::softmax_in_place(z, n);
-      for (int64_t t = 0; t < n; ++t) s[t] += z[t];
+      dense::softmax_in_place(z, n);
+      Eigen::Map<Eigen::ArrayXf>(s, n) += Eigen::Map<const Eigen::ArrayXf>(z, n);
     }
-    const float* V = in.value(b, h) + sink * d;
-    for (int64_t t = 0; t < n; ++t) {
-      s[t] /= static_cast<float>(G);
-      if (p.use_vnorm) {
-        const float* v = V + t * d;
-        s[t] = (s[t] + static_cast<float>(p.epsilon)) * sqrtf(detail::dot(v, v, d));
-      }
+    Eigen::Map<Eigen::ArrayXf> sa(s, n);
+    sa /= static_cast<float>(G);
+    if (p.use_vnorm) {
+      ws.c.resize(static_cast<size_t>(n));
+      dense::row_norms(in.value(b, h) + sink * d, n, d, ws.c.data());
+      sa = (sa + static_cast<float>(p.epsilon)) * Eigen::Map<const Eigen::ArrayXf>(ws.c.data(), n);
     }
   }
 };

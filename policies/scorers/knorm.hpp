@@ -4,6 +4,7 @@
 
 #include "compose/concepts.hpp"
 #include "compose/host_device.hpp"
+#include "policies/dense.hpp"
 
 namespace kvf::scorers {
 
@@ -21,8 +22,7 @@ struct Knorm {
     return -sqrtf(ss);
   }
   static void score_head(const Params&, const LayerInputs& in, int64_t b, int64_t h, Scratch&, float* out) {
-    const float* K = in.key(b, h);
-    for (int64_t t = 0; t < in.seq; ++t) out[t] = token_score(K + t * in.head_dim, in.head_dim);
+    dense::row_norms(in.key(b, h), in.seq, in.head_dim, out, /*negate=*/true);  // token_score, vectorised
   }
 };
 static_assert(Scorer<Knorm>);

@@ -3,6 +3,7 @@
 // expected_attention): kvpress's get_prerope_query_states (q_proj + bias, then Qwen3's per-head RMSNorm when the
 // layer has q_norm), HF's rotate-half RoPE for one row, and a numerically stable softmax row. Torch-free; one
 // query head of one token per call.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -38,6 +39,12 @@ inline void prerope_query(const LayerInputs& in, const float* h, int64_t qh, flo
 inline void prerope_queries(const LayerInputs& in, int64_t b, int64_t t0, int64_t rows, int64_t qh, float* Q) {
   const int64_t d = in.head_dim;
   if (rows <= 0) return;
+  const int64_t a0 = in.token_offset + t0;  // row of the underlying array
+  if (in.queries && a0 >= in.query_row0 && a0 + rows <= in.query_row0 + in.query_rows) {
+    const float* src = in.queries + ((b * in.q_heads + qh) * in.query_rows + (a0 - in.query_row0)) * d;
+    std::copy_n(src, rows * d, Q);
+    return;
+  }
   dense::gemm_nt(in.hidden_row(b, t0), rows, in.hidden, in.hidden, in.q_proj + qh * d * in.hidden, d, in.hidden, Q, d);
   for (int64_t r = 0; r < rows; ++r) {
     float* q = Q + r * d;

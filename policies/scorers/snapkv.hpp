@@ -45,6 +45,9 @@ struct SnapKV {
   static Protect protect(const Params& p, const LayerInputs&) {
     return {Protect::Kind::MaxPlusOne, 0, p.window_size};
   }
+  static std::pair<int64_t, int64_t> query_rows(const Params& p, const LayerInputs& in) {
+    return {in.tokens - p.window_size, in.tokens};
+  }
 
   // Window attention summed over the window rows, per query head of kv head h: acc (G, n) with n = S - w.
   // Shared with tova (w = 1).
@@ -76,10 +79,8 @@ struct SnapKV {
       dense::gemm_nt(Qw, w, d, d, K, S, d, Z, S);
       for (int64_t i = 0; i < w; ++i) {
         float* z = Z + i * S;
-        const int64_t visible = n + i + 1;
-        for (int64_t t = 0; t < visible; ++t) z[t] /= sqrt_d;
-        detail::softmax_in_place(z, visible);
-        for (int64_t t = 0; t < n; ++t) acc[g * n + t] += z[t];
+        dense::softmax_in_place(z, n + i + 1, sqrt_d);  // row i sees keys 0 .. n + i
+        Eigen::Map<Eigen::ArrayXf>(acc + g * n, n) += Eigen::Map<const Eigen::ArrayXf>(z, n);
       }
     }
   }

@@ -5,7 +5,10 @@
 // The last query is recomputed from the last hidden row (q_proj + bias, q_norm) rotated with the last cos/sin
 // row (kvpress: SnapKVPress.compute_window_attention with window 1), or read from row T - 1 of the eager
 // attention weights when they are given.
+#include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "compose/concepts.hpp"
 #include "core/error.hpp"
@@ -25,18 +28,31 @@ struct TOVA {
   }
   static Protect protect(const Params&, const LayerInputs&) { return {Protect::Kind::MaxPlusOne, 0, 1}; }
 
-  // Every kv head computes the same mean over all Hq query heads (kv head h's slice of them is h's group).
-  static void score_head(const Params&, const LayerInputs& in, int64_t b, int64_t, Scratch& ws, float* out) {
+  static std::pair<int64_t, int64_t> query_rows(const Params&, const LayerInputs& in) {
+    return {in.tokens - 1, in.tokens};
+  }
+  // Kv head h writes the softmax sum of its own G query heads; finish_layer adds the heads of a batch row, divides
+  // by Hq and gives every kv head the same row (each query head's attention is computed once per layer).
+  static void score_head(const Params&, const LayerInputs& in, int64_t b, int64_t h, Scratch& ws, float* out) {
     const int64_t S = in.seq, n = S - 1, G = in.group();
     ws.b.resize(static_cast<size_t>(G * n));
     float* acc = ws.b.data();
     for (int64_t t = 0; t < S; ++t) out[t] = 0.f;
-    for (int64_t kh = 0; kh < in.kv_heads; ++kh) {
-      SnapKV::window_attention_sums(in, b, kh, 1, ws, acc);
-      for (int64_t g = 0; g < G; ++g)
-        for (int64_t t = 0; t < n; ++t) out[t] += acc[g * n + t];
+    SnapKV::window_attention_sums(in, b, h, 1, ws, acc);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t t = 0; t < n; ++t) out[t] += acc[g * n + t];
+  }
+  static void finish_layer(const Params&, const LayerInputs& in, float* scores) {
+    const int64_t S = in.seq, n = S - 1, H = in.kv_heads;
+    std::vector<float> total(static_cast<size_t>(S));
+    for (int64_t b = 0; b < in.batch; ++b) {
+      float* row0 = scores + b * H * S;
+      std::fill(total.begin(), total.end(), 0.f);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < n; ++t) total[static_cast<size_t>(t)] += row0[h * S + t];
+      for (int64_t t = 0; t < n; ++t) total[static_cast<size_t>(t)] /= static_cast<float>(in.q_heads);
+      for (int64_t h = 0; h < H; ++h) std::copy(total.begin(), total.end(), row0 + h * S);
     }
-    for (int64_t t = 0; t < n; ++t) out[t] /= static_cast<float>(in.q_heads);
   }
 };
 static_assert(Scorer<TOVA>);

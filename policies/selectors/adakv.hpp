@@ -17,6 +17,7 @@
 
 #include "compose/budget.hpp"
 #include "compose/concepts.hpp"
+#include "compose/parallel.hpp"
 #include "compose/params.hpp"
 #include "policies/selection.hpp"
 
@@ -41,37 +42,33 @@ struct AdaKV {
     const int64_t B = c.batch, H = c.heads, S = c.seq;
     const int64_t n = std::clamp<int64_t>(n_kept(S, c.compression_ratio), 0, S);
     const int64_t safe = std::min(n_safe(n, p.alpha_safeguard), S);
-    std::vector<int32_t> idx, top(static_cast<size_t>(safe));
     // Safeguard: the n_safe best of every head can no longer lose (NaN counts as best, like torch.topk).
-    if (safe > 0)
-      for (int64_t i = 0; i < B * H; ++i) {
+    if (safe > 0) {
+      std::vector<TopNScratch> scratch(static_cast<size_t>(default_workers()));
+      parallel_for(B * H, default_workers(), [&](int64_t i, int w) {
         float* s = scores + i * S;
-        top_n_positions(s, S, safe, idx, top.data());
-        for (int32_t t : top) s[t] = FLT_MAX;
-      }
-    // Global selection per batch row: keep the H * n entries that survive the bottom-(H * (S - n)) prune.
-    const int64_t keep = H * n;
-    std::vector<uint8_t> kept_flag(static_cast<size_t>(B * H * S), 0);
-    std::vector<int64_t> flat(static_cast<size_t>(H * S));
-    for (int64_t b = 0; b < B; ++b) {
-      const float* s = scores + b * H * S;
-      std::iota(flat.begin(), flat.end(), int64_t{0});
-      // a is kept before b: numbers before NaN, larger first, lower flat index on ties.
-      auto kept_before = [s](int64_t a, int64_t b2) {
-        const bool na = std::isnan(s[a]), nb = std::isnan(s[b2]);
-        if (na != nb) return nb;
-        if (!na && s[a] != s[b2]) return s[a] > s[b2];
-        return a < b2;
-      };
-      if (keep < H * S) std::nth_element(flat.begin(), flat.begin() + keep, flat.end(), kept_before);
-      for (int64_t j = 0; j < keep; ++j) kept_flag[static_cast<size_t>(b * H * S + flat[j])] = 1;
+        auto& sc = scratch[static_cast<size_t>(w)];
+        sc.keys.resize(static_cast<size_t>(S));
+        for (int64_t t = 0; t < S; ++t) sc.keys[static_cast<size_t>(t)] = score_key(s[t]);
+        keep_top_keys(sc.keys.data(), S, safe, sc.work, [&](int64_t t) { s[t] = FLT_MAX; });
+      });
     }
+    // Global selection per batch row: keep the H * n entries that survive the bottom-(H * (S - n)) prune. In key
+    // order NaN is lowest (pruned first); among equal scores the lower flat index h * S + t is kept, which is
+    // what a scan of the row in flat order gives.
+    const int64_t keep = H * n;
     out.reset(B, H);
     out.positions.reserve(static_cast<size_t>(B * keep));
-    for (int64_t i = 0; i < B * H; ++i) {
-      for (int64_t t = 0; t < S; ++t)
-        if (kept_flag[static_cast<size_t>(i * S + t)]) out.positions.push_back(static_cast<int32_t>(t));
-      out.offsets[i + 1] = static_cast<int64_t>(out.positions.size());
+    std::vector<uint32_t> keys(static_cast<size_t>(H * S)), work;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* s = scores + b * H * S;
+      for (int64_t j = 0; j < H * S; ++j) keys[static_cast<size_t>(j)] = score_key(s[j], /*nan_high=*/false);
+      int64_t h = 0;
+      keep_top_keys(keys.data(), H * S, keep, work, [&](int64_t j) {
+        for (; j >= (h + 1) * S; ++h) out.offsets[b * H + h + 1] = static_cast<int64_t>(out.positions.size());
+        out.positions.push_back(static_cast<int32_t>(j - h * S));
+      });
+      for (; h < H; ++h) out.offsets[b * H + h + 1] = static_cast<int64_t>(out.positions.size());
     }
   }
 };

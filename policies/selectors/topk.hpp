@@ -3,6 +3,7 @@
 // cr == 0 keeps everything without looking at the scores (kvpress skips scoring entirely).
 #include "compose/budget.hpp"
 #include "compose/concepts.hpp"
+#include "compose/parallel.hpp"
 #include "policies/selection.hpp"
 
 namespace kvf::selectors {
@@ -20,11 +21,11 @@ struct TopK {
     n = std::clamp<int64_t>(n, 0, c.seq);
     out.reset(c.batch, c.heads);
     out.positions.resize(static_cast<size_t>(c.batch * c.heads * n));
-    std::vector<int32_t> idx;
-    for (int64_t i = 0; i < c.batch * c.heads; ++i) {
-      out.offsets[i + 1] = (i + 1) * n;
-      top_n_positions(scores + i * c.seq, c.seq, n, idx, out.positions.data() + i * n);
-    }
+    for (int64_t i = 0; i < c.batch * c.heads; ++i) out.offsets[i + 1] = (i + 1) * n;
+    std::vector<TopNScratch> scratch(static_cast<size_t>(default_workers()));
+    parallel_for(c.batch * c.heads, default_workers(), [&](int64_t i, int w) {
+      top_n_positions(scores + i * c.seq, c.seq, n, scratch[static_cast<size_t>(w)], out.positions.data() + i * n);
+    });
   }
 };
 static_assert(Selector<TopK>);
