@@ -48,4 +48,46 @@ PipelinePrompt build_pipeline_prompt(const LoadedModel& m, const std::string& co
 PipelineResult run_pipeline(const LoadedModel& m, const std::string& context, std::vector<std::string> questions,
                             LayerHook* press_hook, const PipelineOptions& o = {});
 
+// ---- Shared prefill: run_pipeline split in two, so that one context prefill serves any number of presses.
+// A press hook runs after each layer's attention output was computed with the full cache, so the prefill's hidden
+// states, positions and keys/values are the same whatever the press: only the cache it leaves behind differs.
+// prefill_context records, per layer, what the hook's LayerView holds at Phase::Prefill and the uncompressed cache;
+// answer_questions replays the hook over the recording (after_attention, layer by layer, in inference mode, as
+// Model::forward calls it) and then runs run_pipeline's question loop. The result equals run_pipeline's bit for bit
+// (tests/test_pipeline.cpp), except for hooks that want attention weights at prefill (observed_attention...):
+// those are not recorded (the eager path would have to keep a (H, T, T) tensor per layer); can_replay says false
+// and answer_questions refuses them — use run_pipeline.
+
+struct PrefilledLayer {
+  LayerView view;    // as the hook sees it at Phase::Prefill; `attentions` undefined
+  LayerCache cache;  // the layer's uncompressed cache after the context
+};
+
+struct PrefilledContext {
+  PipelinePrompt prompt;
+  std::vector<std::string> questions;  // as given (an empty list became one empty question)
+  PipelineOptions options;             // what the prompt was built with (max_context_length, answer_prefix, ...)
+  std::vector<PrefilledLayer> layers;
+  int64_t seen_tokens = 0;             // the cache's seen_tokens after the context
+  int64_t cache_bytes_before = 0;      // as PipelineResult::cache_bytes_before
+  double prefill_seconds = 0;          // the context forward (no press), measured once
+  int64_t bytes() const;               // memory held by the recording (each tensor storage counted once)
+};
+
+// The bytes prefill_context will hold for a context of `context_tokens` tokens (to budget before recording).
+int64_t prefill_record_bytes(const LoadedModel& m, int64_t context_tokens);
+
+PrefilledContext prefill_context(const LoadedModel& m, const std::string& context, std::vector<std::string> questions,
+                                 const PipelineOptions& o = {});
+
+// Whether `press_hook` (null = no press) can be replayed over a recorded prefill.
+bool can_replay(const LoadedModel& m, const LayerHook* press_hook);
+
+// The recording is left untouched (every press gets the same inputs). `o` must have been built with the same
+// prompt options as the recording (max_context_length, answer_prefix, use_chat_template; else kvf::Error);
+// max_new_tokens and rerotated_positions may differ. PipelineResult::prefill_seconds = the recorded prefill plus
+// the replay (the press hook's own time is in its stats, as with run_pipeline).
+PipelineResult answer_questions(const LoadedModel& m, const PrefilledContext& prefilled, LayerHook* press_hook,
+                                const PipelineOptions& o = {});
+
 }  // namespace kvf

@@ -1,5 +1,6 @@
 // kvforge sweep: presses x ratios x tasks x lengths, one JSONL row per finished cell (fsynced), resumable after any
-// kill, shardable (--shard i/n), mergeable (--merge). docs/eval.md.
+// kill, shardable (--shard i/n), mergeable (--merge). docs/eval.md. Each context is prefilled once per (task, length)
+// group and replayed under every press (--no-share-prefill to turn off): docs/sweep-prefill-sharing.md.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +31,8 @@ struct SweepOptions {
   std::vector<int64_t> lengths;
   std::string summary, csv;
   std::map<std::string, std::string> values;
+  bool no_share_prefill = false;
+  int64_t prefill_cache_mb = 4096;
 };
 
 struct Cell {
@@ -216,86 +219,141 @@ void run_sweep(CLI::App& app, SweepOptions& o) {
       if (!store.has(c.key) && seen.insert({c.task, c.length}).second)
         eval::make_ruler_task(c.task, c.length, 1, static_cast<uint64_t>(base.seed), runner.counter());
   }
+  if (o.prefill_cache_mb < 0) throw Error("--prefill-cache-mb must be >= 0");
+  const int64_t budget = o.prefill_cache_mb * 1024 * 1024;
   size_t done = 0;
   const auto t_start = std::chrono::steady_clock::now();
-  for (const auto& c : mine) {
-    if (store.has(c.key)) continue;
+  auto cell_config = [&](const Cell& c) {
     eval::EvalConfig cfg = base;
     cfg.press_name = c.press_name;
     cfg.compression_ratio = c.ratio;
     cfg.data_dir = std::to_string(c.length);
     if (needle) cfg.max_context_length = c.length + 64;  // the template fits in `length`; no truncation
     eval::finalize_config(cfg);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<eval::Sample> rows =
-        needle ? eval::make_needle_grid(c.length, {std::stoll(c.task.substr(5))}, cfg.num_samples,
-                                        static_cast<uint64_t>(cfg.seed), runner.counter())
-               : eval::make_ruler_task(c.task, c.length, cfg.num_samples, static_cast<uint64_t>(cfg.seed),
-                                       runner.counter());
-    const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto res = runner.run(rows, cfg.press_spec, cfg.compression_ratio, cfg);
-    nlohmann::json preds = nlohmann::json::array(), scores = nlohmann::json::array();
-    double sum = 0, prefill = 0, comp = 0, decode = 0, achieved = 0;
-    int64_t ctx = 0, qtok = 0, atok = 0, kvb = 0, kva = 0;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const double s = eval::string_match_all(eval::ruler_postprocess(res[i].prediction), rows[i].answers);
-      sum += s;
-      preds.push_back(res[i].prediction);
-      scores.push_back(s);
-      prefill += res[i].prefill_s;
-      comp += res[i].compression_s;
-      decode += res[i].decode_s;
-      achieved += res[i].achieved_compression;
-      ctx += res[i].context_tokens;
-      qtok += res[i].question_tokens;
-      atok += res[i].answer_tokens;
-      kvb = std::max(kvb, res[i].kv_bytes_before);
-      kva = std::max(kva, res[i].kv_bytes_after);
+    return cfg;
+  };
+  // Cells come in (length, task) groups (consecutive in `mine`, whatever the shard): the group's rows are generated
+  // once and, unless --no-share-prefill, each context is prefilled once and every press of the group replays that
+  // prefill (core/pipeline.hpp: bit-identical to prefilling per press; docs/sweep-prefill-sharing.md).
+  for (size_t g0 = 0; g0 < mine.size();) {
+    size_t g1 = g0;
+    while (g1 < mine.size() && mine[g1].task == mine[g0].task && mine[g1].length == mine[g0].length) ++g1;
+    std::vector<const Cell*> pending;
+    for (size_t k = g0; k < g1; ++k)
+      if (!store.has(mine[k].key)) pending.push_back(&mine[k]);
+    g0 = g1;
+    if (pending.empty()) continue;
+    const std::string group = pending[0]->task + "@" + std::to_string(pending[0]->length);
+    // Rows depend on (task, length, num_samples, seed) only: the same for every press.
+    const eval::EvalConfig gcfg = cell_config(*pending[0]);
+    const auto tg = std::chrono::steady_clock::now();
+    const std::vector<eval::Sample> rows =
+        needle ? eval::make_needle_grid(pending[0]->length, {std::stoll(pending[0]->task.substr(5))},
+                                        gcfg.num_samples, static_cast<uint64_t>(gcfg.seed), runner.counter())
+               : eval::make_ruler_task(pending[0]->task, pending[0]->length, gcfg.num_samples,
+                                       static_cast<uint64_t>(gcfg.seed), runner.counter());
+    const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - tg).count();
+    // Share when at least two pending cells can replay a recorded prefill (observed_attention cannot: it needs
+    // attention weights, which are not recorded; it prefills per cell as before).
+    std::vector<bool> can_share;
+    size_t n_share = 0;
+    for (const Cell* c : pending) {
+      const auto cfg = cell_config(*c);
+      can_share.push_back(!o.no_share_prefill && runner.can_share_prefill(cfg.press_spec, cfg.compression_ratio));
+      n_share += can_share.back() ? 1 : 0;
     }
-    const double n = static_cast<double>(rows.size());
-    nlohmann::json row = {
-        {"key", c.key},
-        {"dataset", needle ? "needle_in_haystack" : "ruler"},
-        {"press_name", c.press_name},
-        {"press_spec", cfg.press_spec},
-        {"compression_ratio", c.ratio},
-        {"task", c.task},
-        {"length", c.length},
-        {"model", base.model},
-        {"seed", base.seed},
-        {"num_samples", rows.size()},
-        {"max_new_tokens", base.max_new_tokens ? nlohmann::json(*base.max_new_tokens) : nlohmann::json(nullptr)},
-        {"cache_mode", cfg.cache_mode},
-        {"score", eval::round2(100.0 * sum / n)},
-        {"scores", scores},
-        {"predictions", preds},
-        {"answers", [&] {
-           nlohmann::json a = nlohmann::json::array();
-           for (auto& r : rows) a.push_back(r.answers);
-           return a;
-         }()},
-        {"achieved_compression", achieved / n},
-        {"context_tokens", ctx},
-        {"question_tokens", qtok},
-        {"answer_tokens", atok},
-        {"prefill_s", prefill},
-        {"compression_s", comp},
-        {"decode_s", decode},
-        {"decode_tokens_per_s", decode > 0 ? static_cast<double>(atok) / decode : 0.0},
-        {"generate_s", gen_s},
-        {"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-        {"kv_bytes_before", kvb},
-        {"kv_bytes_after", kva},
-        {"rss_bytes", eval::rss_bytes()},
-        {"peak_rss_bytes", eval::peak_rss_bytes()},
-        {"finished_at", iso_now()},
-    };
-    store.append(row);
-    ++done;
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    std::fprintf(stderr, "[sweep] %zu/%zu %s: score %.2f (%.1f s; ~%.0f s left)\n", done, todo, c.key.c_str(),
-                 row["score"].get<double>(), row["wall_s"].get<double>(),
-                 el / static_cast<double>(done) * static_cast<double>(todo - done));
+    std::shared_ptr<const eval::SharedPrefill> shared;
+    if (n_share >= 2) {
+      const auto tp = std::chrono::steady_clock::now();
+      shared = runner.prefill(rows, gcfg, budget, [&](size_t i, size_t n) {
+        std::fprintf(stderr, "\r[sweep] %s: shared prefill %zu/%zu contexts (%.1f s)   ", group.c_str(), i, n,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count());
+      });
+      const auto in = eval::Runner::info(*shared);
+      std::fprintf(stderr, "\n[sweep] %s: %zu of %zu contexts prefilled once for %zu cells (%.1f s, %.1f MiB held",
+                   group.c_str(), in.recorded, in.contexts, n_share, in.seconds, in.bytes / 1048576.0);
+      if (in.recorded < in.contexts)
+        std::fprintf(stderr, "; %zu over --prefill-cache-mb %lld: prefilled per cell", in.contexts - in.recorded,
+                     static_cast<long long>(o.prefill_cache_mb));
+      std::fprintf(stderr, ")\n");
+    }
+    for (size_t ci = 0; ci < pending.size(); ++ci) {
+      const Cell& c = *pending[ci];
+      const eval::EvalConfig cfg = cell_config(c);
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto res =
+          runner.run(rows, cfg.press_spec, cfg.compression_ratio, cfg, {}, can_share[ci] ? shared.get() : nullptr);
+      nlohmann::json preds = nlohmann::json::array(), scores = nlohmann::json::array();
+      double sum = 0, prefill = 0, comp = 0, decode = 0, achieved = 0;
+      int64_t ctx = 0, qtok = 0, atok = 0, kvb = 0, kva = 0, shared_rows = 0;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const double s = eval::string_match_all(eval::ruler_postprocess(res[i].prediction), rows[i].answers);
+        sum += s;
+        preds.push_back(res[i].prediction);
+        scores.push_back(s);
+        prefill += res[i].prefill_s;
+        comp += res[i].compression_s;
+        decode += res[i].decode_s;
+        achieved += res[i].achieved_compression;
+        ctx += res[i].context_tokens;
+        qtok += res[i].question_tokens;
+        atok += res[i].answer_tokens;
+        kvb = std::max(kvb, res[i].kv_bytes_before);
+        kva = std::max(kva, res[i].kv_bytes_after);
+        shared_rows += res[i].prefill_shared ? 1 : 0;
+      }
+      const double n = static_cast<double>(rows.size());
+      nlohmann::json row = {
+          {"key", c.key},
+          {"dataset", needle ? "needle_in_haystack" : "ruler"},
+          {"press_name", c.press_name},
+          {"press_spec", cfg.press_spec},
+          {"compression_ratio", c.ratio},
+          {"task", c.task},
+          {"length", c.length},
+          {"model", base.model},
+          {"seed", base.seed},
+          {"num_samples", rows.size()},
+          {"max_new_tokens", base.max_new_tokens ? nlohmann::json(*base.max_new_tokens) : nlohmann::json(nullptr)},
+          {"cache_mode", cfg.cache_mode},
+          {"score", eval::round2(100.0 * sum / n)},
+          {"scores", scores},
+          {"predictions", preds},
+          {"answers", [&] {
+             nlohmann::json a = nlohmann::json::array();
+             for (auto& r : rows) a.push_back(r.answers);
+             return a;
+           }()},
+          {"achieved_compression", achieved / n},
+          {"context_tokens", ctx},
+          {"question_tokens", qtok},
+          {"answer_tokens", atok},
+          // prefill_s: the measured context prefills; with prefill_shared, a row's prefill was measured once and
+          // is the same figure in every cell of its (task, length) group (prefill_shared_rows of the rows).
+          {"prefill_s", prefill},
+          {"prefill_shared", shared_rows > 0},
+          {"prefill_shared_rows", shared_rows},
+          {"compression_s", comp},
+          {"decode_s", decode},
+          {"decode_tokens_per_s", decode > 0 ? static_cast<double>(atok) / decode : 0.0},
+          {"generate_s", gen_s},  // the group's dataset generation, done once for all its cells
+          // this cell's own time (its prefills unless shared, press, decoding); not the group's generation nor
+          // its shared prefill
+          {"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+          {"kv_bytes_before", kvb},
+          {"kv_bytes_after", kva},
+          {"rss_bytes", eval::rss_bytes()},
+          {"peak_rss_bytes", eval::peak_rss_bytes()},
+          {"finished_at", iso_now()},
+      };
+      store.append(row);
+      ++done;
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      std::fprintf(stderr, "[sweep] %zu/%zu %s: score %.2f (%.1f s%s; ~%.0f s left)\n", done, todo, c.key.c_str(),
+                   row["score"].get<double>(), row["wall_s"].get<double>(),
+                   shared_rows > 0 ? ", shared prefill" : "",
+                   el / static_cast<double>(done) * static_cast<double>(todo - done));
+    }
   }
 }
 
@@ -315,6 +373,12 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--csv", o->csv, "with --summary: also write one CSV row per cell to this file");
   cmd->add_option("--config_file,--config-file,--config", o->config_file,
                   "YAML/JSON config: the eval keys plus presses, ratios, lengths");
+  cmd->add_flag("--no-share-prefill", o->no_share_prefill,
+               "prefill every context once per cell (default: once per (task, length) group, every press replaying "
+               "it; results are identical, docs/sweep-prefill-sharing.md)");
+  cmd->add_option("--prefill-cache-mb", o->prefill_cache_mb,
+                  "memory for a group's recorded prefills (hidden states + uncompressed cache per layer); contexts "
+                  "past it are prefilled per cell (default 4096)");
   add_config_flags(*cmd, o->values);
   cmd->callback([cmd, o] { run_sweep(*cmd, *o); });
 }

@@ -304,6 +304,109 @@ TEST_CASE("kvforge sweep: SIGKILL at random points, resume, shard + merge == uns
   fs::remove_all(d);
 }
 
+TEST_CASE("runner: a shared prefill gives the unshared results for every press", "[eval][shared]") {
+  Runner runner("default", "float32", 1);
+  const auto rows = make_ruler_task("niah_single_1", 160, 2, 42, runner.counter());
+  EvalConfig cfg;
+  cfg.max_new_tokens = 4;
+  const auto shared = runner.prefill(rows, cfg, int64_t{1} << 32);
+  const auto in = Runner::info(*shared);
+  CHECK(in.contexts == 2);
+  CHECK(in.recorded == 2);
+  CHECK(in.bytes > 0);
+  // a budget for one context: the second is prefilled per press
+  const auto half = runner.prefill(rows, cfg, in.bytes / 2 + in.bytes / 8);
+  CHECK(Runner::info(*half).recorded == 1);
+  auto same = [&](const std::vector<RowResult>& a, const std::vector<RowResult>& b) {
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      INFO("row " << i);
+      CHECK(a[i].prediction == b[i].prediction);
+      CHECK(a[i].kv_bytes_before == b[i].kv_bytes_before);
+      CHECK(a[i].kv_bytes_after == b[i].kv_bytes_after);
+      CHECK(a[i].achieved_compression == b[i].achieved_compression);
+      CHECK(a[i].context_tokens == b[i].context_tokens);
+      CHECK(a[i].question_tokens == b[i].question_tokens);
+      CHECK(a[i].answer_tokens == b[i].answer_tokens);
+    }
+  };
+  double shared_prefill_s = -1;
+  for (const std::string spec : {"", "knorm", "snapkv", "streaming_llm", "key_rerotation(knorm)", "adakv(snapkv)",
+                                 "adakv(expected_attention(epsilon=0.01))", "observed_attention"}) {
+    INFO("press '" << spec << "'");
+    const bool replayable = spec != "observed_attention";  // needs attention weights: prefills as usual
+    CHECK(runner.can_share_prefill(spec, 0.5) == replayable);
+    const auto plain = runner.run(rows, spec, 0.5, cfg);
+    const auto a = runner.run(rows, spec, 0.5, cfg, {}, shared.get());
+    const auto b = runner.run(rows, spec, 0.5, cfg, {}, half.get());
+    same(plain, a);
+    same(plain, b);
+    CHECK(!plain[0].prefill_shared);
+    CHECK(a[0].prefill_shared == replayable);
+    CHECK(a[1].prefill_shared == replayable);
+    CHECK(b[0].prefill_shared == replayable);
+    CHECK(!b[1].prefill_shared);
+    if (replayable) {  // the recorded prefill's one measured time, whatever the press
+      if (shared_prefill_s < 0) shared_prefill_s = a[0].prefill_s;
+      CHECK(a[0].prefill_s == shared_prefill_s);
+    }
+    if (spec == "adakv(snapkv)") CHECK(a[0].kv_bytes_after < a[0].kv_bytes_before);
+  }
+  // query_aware: the question is part of the recorded context
+  cfg.query_aware = true;
+  const auto qa = runner.prefill(rows, cfg, int64_t{1} << 32);
+  same(runner.run(rows, "snapkv", 0.5, cfg), runner.run(rows, "snapkv", 0.5, cfg, {}, qa.get()));
+}
+
+TEST_CASE("kvforge sweep: shared prefill == --no-share-prefill, cell by cell", "[eval][cli][shared]") {
+  const auto d = temp_dir("sweep_shared");
+  auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{"sweep", "--model", "default", "--presses",
+                                    "no_press,knorm,snapkv,observed_attention,adakv_snapkv", "--ratios", "0.5",
+                                    "--task-list", "niah_single_1", "--lengths", "160", "--num_samples", "2",
+                                    "--max_new_tokens", "4", "--threads", "1", "--out", out.string()};
+  };
+  REQUIRE(run_cli(args(d / "shared.jsonl"), d / "shared.log") == 0);
+  INFO(slurp(d / "shared.log"));
+  CHECK(slurp(d / "shared.log").find("2 of 2 contexts prefilled once for 4 cells") != std::string::npos);
+  auto a = args(d / "plain.jsonl");
+  a.push_back("--no-share-prefill");
+  REQUIRE(run_cli(a, d / "plain.log") == 0);
+  auto b = args(d / "budget.jsonl");  // room for one of the two contexts (~17 MiB each)
+  b.insert(b.end(), {"--prefill-cache-mb", "25"});
+  REQUIRE(run_cli(b, d / "budget.log") == 0);
+  INFO(slurp(d / "budget.log"));
+  auto rows = [&](const fs::path& p) {
+    std::map<std::string, nlohmann::json> m;
+    for (auto& r : read_results(p.string())) m[r["key"].get<std::string>()] = r;
+    return m;
+  };
+  const auto shared = rows(d / "shared.jsonl"), plain = rows(d / "plain.jsonl"), budget = rows(d / "budget.jsonl");
+  REQUIRE(shared.size() == 5);
+  REQUIRE(plain.size() == 5);
+  REQUIRE(budget.size() == 5);
+  for (const auto& [key, r] : plain) {
+    INFO(key);
+    const bool replayable = r["press_name"] != "observed_attention";
+    for (const auto* other : {&shared, &budget}) {
+      const auto& o = other->at(key);
+      for (const char* f : {"score", "predictions", "kv_bytes_before", "kv_bytes_after", "achieved_compression",
+                            "context_tokens", "question_tokens", "answer_tokens"}) {
+        INFO(f);
+        CHECK(o[f] == r[f]);
+      }
+    }
+    CHECK(r["prefill_shared"] == false);
+    CHECK(shared.at(key)["prefill_shared"] == replayable);
+    CHECK(shared.at(key)["prefill_shared_rows"] == (replayable ? 2 : 0));
+    CHECK(budget.at(key)["prefill_shared_rows"] == (replayable ? 1 : 0));
+  }
+  // the shared prefill is one measurement: the same prefill_s in every cell that replayed it
+  CHECK(shared.at("ruler|knorm|0.50|niah_single_1|160")["prefill_s"] ==
+        shared.at("ruler|snapkv|0.50|niah_single_1|160")["prefill_s"]);
+  fs::remove_all(d);
+}
+
 TEST_CASE("kvforge bench speed-memory: random-weight model, CSV rows per length x ratio", "[eval][cli]") {
   const auto d = temp_dir("bench");
   const auto csv = d / "sm.csv";

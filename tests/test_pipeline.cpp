@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <fstream>
 
@@ -246,4 +247,100 @@ TEST_CASE("pipeline answers equal kvpress's pipeline on SmolLM2, token for token
       }
     }
   }
+}
+
+TEST_CASE("shared prefill: prefill_context + answer_questions == run_pipeline, bit for bit", "[pipeline][smollm2][shared]") {
+  // One thread: ~10x faster on a busy machine (both paths run with the same setting; restored at the end).
+  struct Threads {
+    int saved = at::get_num_threads();
+    Threads() { at::set_num_threads(1); }
+    ~Threads() { at::set_num_threads(saved); }
+  } threads;
+  auto m = load_model("default");
+  const char* filler[] = {"The grass is green and the sky is blue.", "The sun rises in the east and sets in the west.",
+                          "Rivers flow from the mountains to the sea.", "Birds sing in the trees every morning."};
+  std::string context;
+  for (int i = 0; i < 8; ++i) context += std::string(filler[(i * 3 + 1) % 4]) + " ";
+  context += "The special magic number is 7342. ";
+  for (int i = 0; i < 2; ++i) context += std::string(filler[i % 4]) + " ";
+  const std::vector<std::string> qs{"What is the special magic number?", "Where do rivers flow?"};
+  PipelineOptions o;
+  o.max_new_tokens = 4;
+  const PrefilledContext rec = prefill_context(m, context, qs, o);
+  REQUIRE(static_cast<int64_t>(rec.layers.size()) == m.config.num_hidden_layers);
+  const int64_t T = static_cast<int64_t>(rec.prompt.context_ids.size());
+  CHECK(rec.seen_tokens == T);
+  CHECK(rec.bytes() == prefill_record_bytes(m, T));  // the budget estimate is exact
+  const at::Tensor keys0 = rec.layers[3].cache.keys.clone(), hidden0 = rec.layers[3].view.hidden_states.clone();
+
+  // Every layer's kept set and kept rows, as the press produced them.
+  struct Kept {
+    std::vector<std::vector<int32_t>> positions;
+    std::vector<at::Tensor> keys, values;
+  };
+  auto record_into = [](PressHook& hook, Kept& k) {
+    hook.on_result = [&k](const LayerView&, const CompressResult& r) {
+      k.positions.push_back(r.kept.positions);
+      k.keys.push_back(r.keys.clone());
+      k.values.push_back(r.values.clone());
+    };
+  };
+  struct Case {
+    std::string spec;
+    CacheMode mode;
+  };
+  const std::vector<Case> cases = {{"", CacheMode::Compact},
+                                   {"knorm", CacheMode::Compact},
+                                   {"snapkv", CacheMode::Compact},
+                                   {"streaming_llm", CacheMode::Compact},
+                                   {"key_rerotation(knorm)", CacheMode::Compact},
+                                   {"adakv(snapkv)", CacheMode::Compact},  // ragged per-head cache
+                                   {"adakv(snapkv)", CacheMode::Masked},
+                                   {"expected_attention", CacheMode::Compact},
+                                   {"adakv(expected_attention(epsilon=0.01))", CacheMode::Compact},
+                                   {"knorm", CacheMode::Compact}};  // again: the recording was left intact
+  for (const auto& c : cases) {
+    INFO((c.spec.empty() ? "no press" : c.spec) << (c.mode == CacheMode::Masked ? " (masked)" : ""));
+    std::unique_ptr<RuntimePress> press;
+    std::unique_ptr<PressHook> h1, h2;
+    Kept k1, k2;
+    PipelineOptions po = o;
+    if (!c.spec.empty()) {
+      press = press_registry().make(c.spec, 0.5);
+      h1 = std::make_unique<PressHook>(*press, Backend::Fused, c.mode);
+      h2 = std::make_unique<PressHook>(*press, Backend::Fused, c.mode);
+      record_into(*h1, k1);
+      record_into(*h2, k2);
+      po.rerotated_positions = press->rerotates_positions();
+    }
+    REQUIRE(can_replay(m, h2.get()));
+    const auto want = run_pipeline(m, context, qs, h1.get(), po);
+    const auto got = answer_questions(m, rec, h2.get(), po);
+    CHECK(got.answers == want.answers);
+    CHECK(got.answer_tokens == want.answer_tokens);
+    CHECK(got.context_tokens == want.context_tokens);
+    CHECK(got.cache_bytes_before == want.cache_bytes_before);
+    CHECK(got.cache_bytes_after == want.cache_bytes_after);
+    CHECK(got.layer_bytes_after == want.layer_bytes_after);
+    REQUIRE(k1.positions.size() == k2.positions.size());
+    for (size_t l = 0; l < k1.positions.size(); ++l) {
+      INFO("layer " << l);
+      CHECK(k1.positions[l] == k2.positions[l]);
+      CHECK(k1.keys[l].equal(k2.keys[l]));
+      CHECK(k1.values[l].equal(k2.values[l]));
+    }
+    if (c.spec == "adakv(snapkv)" && c.mode == CacheMode::Compact) CHECK(got.cache_bytes_after < got.cache_bytes_before);
+  }
+  CHECK(rec.layers[3].cache.keys.equal(keys0));
+  CHECK(rec.layers[3].view.hidden_states.equal(hidden0));
+
+  // observed_attention needs the attention weights: not replayable, refused (callers prefill as usual).
+  auto oa = press_registry().make("observed_attention", 0.5);
+  PressHook oh(*oa);
+  CHECK_FALSE(can_replay(m, &oh));
+  CHECK_THROWS_AS(answer_questions(m, rec, &oh, o), Error);
+  // The prompt options must match the recording.
+  PipelineOptions other = o;
+  other.answer_prefix = "Answer:";
+  CHECK_THROWS_AS(answer_questions(m, rec, nullptr, other), Error);
 }

@@ -164,6 +164,17 @@ struct RowResult {
   double prefill_s = 0, compression_s = 0, decode_s = 0;
   int64_t kv_bytes_before = 0, kv_bytes_after = 0;
   double achieved_compression = 0;  // 1 - kv_after / kv_before
+  bool prefill_shared = false;      // the press replayed a recorded prefill (Runner::prefill); prefill_s is the
+                                    // time of that one recorded prefill, the same for every press sharing it
+};
+
+// Recorded context prefills of some rows (Runner::prefill): replayed under any press by Runner::run.
+struct SharedPrefill;  // defined in eval_runner.cpp (holds tensors)
+struct SharedPrefillInfo {
+  size_t contexts = 0;   // context groups in the rows
+  size_t recorded = 0;   // of them recorded (the others did not fit the budget)
+  int64_t bytes = 0;     // memory held by the recordings
+  double seconds = 0;    // the recorded prefills' time
 };
 
 class Runner {
@@ -174,8 +185,20 @@ class Runner {
   TokenCounter counter() const;
   // Runs the rows (grouped by identical context, kvpress's loop: one compressed context, every question).
   // press_spec "" = no press. progress(i, n) after each group.
+  // shared: rows whose context prefill it recorded replay it (bit-identical results, see core/pipeline.hpp);
+  // a press that needs attention weights (observed_attention) ignores it and prefills as usual.
   std::vector<RowResult> run(const std::vector<Sample>& rows, const std::string& press_spec, double compression_ratio,
-                             const EvalConfig& opts, const std::function<void(size_t, size_t)>& progress = {});
+                             const EvalConfig& opts, const std::function<void(size_t, size_t)>& progress = {},
+                             const SharedPrefill* shared = nullptr);
+  // Prefills the context groups of `rows` (the grouping and prompt options run() uses with `opts`) once, recording
+  // them for run(), in order while the recordings fit `budget_bytes` (a group that does not fit is skipped and
+  // prefilled by run() per press). progress(i, n) after each group.
+  std::shared_ptr<const SharedPrefill> prefill(const std::vector<Sample>& rows, const EvalConfig& opts,
+                                               int64_t budget_bytes,
+                                               const std::function<void(size_t, size_t)>& progress = {});
+  static SharedPrefillInfo info(const SharedPrefill& shared);
+  // Whether a press can replay a recorded prefill (false when it needs attention weights at prefill).
+  bool can_share_prefill(const std::string& press_spec, double compression_ratio) const;
   std::string model_id() const;
 
  private:

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numeric>
 
 #include "core/error.hpp"
@@ -49,39 +50,103 @@ TokenCounter Runner::counter() const {
   return [this](const std::string& s) { return count_tokens(s); };
 }
 
-std::vector<RowResult> Runner::run(const std::vector<Sample>& rows, const std::string& press_spec, double cr,
-                                   const EvalConfig& opts, const std::function<void(size_t, size_t)>& progress) {
-  std::unique_ptr<RuntimePress> press;
-  if (!press_spec.empty()) press = press_registry().make(press_spec, cr);
-  // kvpress: group rows by identical context, one pipeline call per group.
-  std::vector<std::vector<size_t>> groups;
+namespace {
+// kvpress: rows grouped by identical context, one pipeline call per group.
+struct ContextGroup {
+  std::vector<size_t> rows;
+  std::string context;                 // query_aware: context + question
+  std::vector<std::string> questions;  // query_aware: one "" per row
+  PipelineOptions options;             // rerotated_positions left false (it depends on the press)
+};
+
+std::vector<ContextGroup> context_groups(const std::vector<Sample>& rows, const EvalConfig& opts) {
+  std::vector<ContextGroup> groups;
   std::map<std::string, size_t> gi;
   for (size_t i = 0; i < rows.size(); ++i) {
     const std::string ctx = opts.query_aware ? rows[i].context + rows[i].question : rows[i].context;
     auto [it, fresh] = gi.emplace(ctx, groups.size());
-    if (fresh) groups.emplace_back();
-    groups[it->second].push_back(i);
+    if (fresh) {
+      groups.emplace_back();
+      groups.back().context = ctx;
+    }
+    groups[it->second].rows.push_back(i);
   }
-  std::vector<RowResult> out(rows.size());
-  for (size_t g = 0; g < groups.size(); ++g) {
-    const auto& idx = groups[g];
-    const Sample& first = rows[idx[0]];
-    PipelineOptions po;
-    po.answer_prefix = first.answer_prefix;
-    for (size_t i : idx)
+  for (auto& g : groups) {
+    const Sample& first = rows[g.rows[0]];
+    for (size_t i : g.rows)
       if (rows[i].answer_prefix != first.answer_prefix)
         throw Error("rows sharing a context must share the answer_prefix (kvpress asserts the same)");
-    po.max_new_tokens = opts.max_new_tokens ? *opts.max_new_tokens : first.max_new_tokens;
-    po.max_context_length = opts.max_context_length ? *opts.max_context_length : 0;
+    g.options.answer_prefix = first.answer_prefix;
+    g.options.max_new_tokens = opts.max_new_tokens ? *opts.max_new_tokens : first.max_new_tokens;
+    g.options.max_context_length = opts.max_context_length ? *opts.max_context_length : 0;
+    for (size_t i : g.rows) g.questions.push_back(opts.query_aware ? std::string() : rows[i].question);
+  }
+  return groups;
+}
+}  // namespace
+
+struct SharedPrefill {
+  std::map<std::string, PrefilledContext> by_context;  // ContextGroup::context -> its recorded prefill
+  SharedPrefillInfo info;
+};
+
+SharedPrefillInfo Runner::info(const SharedPrefill& shared) { return shared.info; }
+
+std::shared_ptr<const SharedPrefill> Runner::prefill(const std::vector<Sample>& rows, const EvalConfig& opts,
+                                                     int64_t budget_bytes,
+                                                     const std::function<void(size_t, size_t)>& progress) {
+  auto shared = std::make_shared<SharedPrefill>();
+  const auto groups = context_groups(rows, opts);
+  shared->info.contexts = groups.size();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& G = groups[g];
+    const auto prompt = build_pipeline_prompt(impl_->m, G.context, G.questions, G.options);
+    const int64_t need = prefill_record_bytes(impl_->m, static_cast<int64_t>(prompt.context_ids.size()));
+    if (shared->info.bytes + need <= budget_bytes) {
+      auto p = prefill_context(impl_->m, G.context, G.questions, G.options);
+      shared->info.bytes += p.bytes();
+      shared->info.seconds += p.prefill_seconds;
+      ++shared->info.recorded;
+      shared->by_context.emplace(G.context, std::move(p));
+    }
+    if (progress) progress(g + 1, groups.size());
+  }
+  return shared;
+}
+
+bool Runner::can_share_prefill(const std::string& press_spec, double cr) const {
+  if (press_spec.empty()) return true;
+  return !press_registry().make(press_spec, cr)->needs_attentions();
+}
+
+std::vector<RowResult> Runner::run(const std::vector<Sample>& rows, const std::string& press_spec, double cr,
+                                   const EvalConfig& opts, const std::function<void(size_t, size_t)>& progress,
+                                   const SharedPrefill* shared) {
+  std::unique_ptr<RuntimePress> press;
+  if (!press_spec.empty()) press = press_registry().make(press_spec, cr);
+  const auto groups = context_groups(rows, opts);
+  std::vector<RowResult> out(rows.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto& G = groups[g];
+    const auto& idx = G.rows;
+    const auto& qs = G.questions;
+    PipelineOptions po = G.options;
     po.rerotated_positions = press && press->rerotates_positions();
-    std::vector<std::string> qs;
-    for (size_t i : idx) qs.push_back(opts.query_aware ? std::string() : rows[i].question);
-    const std::string ctx = opts.query_aware ? first.context + first.question : first.context;
     std::unique_ptr<PressHook> hook;
     if (press)
       hook = std::make_unique<PressHook>(*press, opts.backend == "reference" ? Backend::Reference : Backend::Fused,
                                          opts.cache_mode == "masked" ? CacheMode::Masked : CacheMode::Compact);
-    const PipelineResult r = run_pipeline(impl_->m, ctx, qs, hook.get(), po);
+    // A recorded prefill, unless the press needs attention weights (not recorded): then the usual prefill.
+    const PrefilledContext* rec = nullptr;
+    if (shared && can_replay(impl_->m, hook.get())) {
+      const auto it = shared->by_context.find(G.context);
+      if (it != shared->by_context.end()) {
+        rec = &it->second;
+        if (rec->questions != qs) throw Error("shared prefill: recorded for other questions (runner bug)");
+      }
+    }
+    const PipelineResult r = rec ? answer_questions(impl_->m, *rec, hook.get(), po)
+                                 : run_pipeline(impl_->m, G.context, qs, hook.get(), po);
     const double comp = hook ? hook->total_seconds() : 0.0;
     for (size_t k = 0; k < idx.size(); ++k) {
       RowResult& o = out[idx[k]];
@@ -90,13 +155,15 @@ std::vector<RowResult> Runner::run(const std::vector<Sample>& rows, const std::s
       o.question_tokens = count_tokens(qs[k] + po.answer_prefix);
       o.answer_tokens = r.answer_tokens.at(k);
       // a group's prefill/compression is shared: attributed to its first row, decode split evenly
-      o.prefill_s = k == 0 ? r.prefill_seconds - comp : 0.0;
+      // (a recorded prefill: its one measured time, whatever the press; the replay's overhead is not counted)
+      o.prefill_s = k == 0 ? (rec ? rec->prefill_seconds : r.prefill_seconds - comp) : 0.0;
       o.compression_s = k == 0 ? comp : 0.0;
       o.decode_s = r.decode_seconds / static_cast<double>(idx.size());
       o.kv_bytes_before = r.cache_bytes_before;
       o.kv_bytes_after = r.cache_bytes_after;
       o.achieved_compression =
           r.cache_bytes_before > 0 ? 1.0 - static_cast<double>(r.cache_bytes_after) / r.cache_bytes_before : 0.0;
+      o.prefill_shared = rec != nullptr;
     }
     if (progress) progress(g + 1, groups.size());
   }
