@@ -63,26 +63,29 @@ struct SnapKV {
         }
       return;
     }
-    // Per query head: the w window queries in one GEMM, their logits against all S keys in another, then the
-    // causal softmax row by row (row i sees keys 0 .. S - w + i).
-    ws.a.resize(static_cast<size_t>(w * d + w * S));
+    // The G * w window queries of the group (precomputed per layer, or one GEMM each), then their logits against
+    // all S keys in ONE GEMM (K is packed once per kv head), then the causal softmax row by row (row i sees keys
+    // 0 .. S - w + i).
+    ws.a.resize(static_cast<size_t>(G * w * d + G * w * S));
     float* Qw = ws.a.data();
-    float* Z = Qw + w * d;
+    float* Z = Qw + G * w * d;
     const float sqrt_d = static_cast<float>(std::sqrt(static_cast<double>(d)));
     const float* K = in.key(b, h);
     for (int64_t g = 0; g < G; ++g) {
-      detail::prerope_queries(in, b, in.tokens - w, w, h * G + g, Qw);
+      float* Qg = Qw + g * w * d;
+      detail::prerope_queries(in, b, in.tokens - w, w, h * G + g, Qg);
       for (int64_t i = 0; i < w; ++i) {
         const int64_t r = in.rope_rows - w + i;
-        detail::rope_in_place(Qw + i * d, in.cos_row(b, r), in.sin_row(b, r), d);
+        detail::rope_in_place(Qg + i * d, in.cos_row(b, r), in.sin_row(b, r), d);
       }
-      dense::gemm_nt(Qw, w, d, d, K, S, d, Z, S);
+    }
+    dense::gemm_nt(Qw, G * w, d, d, K, S, d, Z, S);
+    for (int64_t g = 0; g < G; ++g)
       for (int64_t i = 0; i < w; ++i) {
-        float* z = Z + i * S;
+        float* z = Z + (g * w + i) * S;
         dense::softmax_in_place(z, n + i + 1, sqrt_d);  // row i sees keys 0 .. n + i
         Eigen::Map<Eigen::ArrayXf>(acc + g * n, n) += Eigen::Map<const Eigen::ArrayXf>(z, n);
       }
-    }
   }
 
   // out[t] = (1/k) sum_{u = t - k/2}^{t + k/2} x[u], x zero outside [0, n) (avg_pool1d, count_include_pad).
