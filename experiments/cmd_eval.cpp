@@ -33,6 +33,40 @@ eval::EvalConfig layered_config(CLI::App& app, const std::string& config_file,
   return cfg;
 }
 
+namespace {
+// --dump-dataset: the rows `kvforge eval` would run, one JSON object per line (experiments/peer_check.py feeds them
+// to kvpress). Rows join predictions.csv on (task, index); max_new_tokens is the effective one (config or row).
+void dump_dataset(eval::EvalConfig cfg, const std::string& path) {
+  cfg.press_name = "no_press";  // the rows do not depend on the press; validate everything else
+  cfg.press_spec.clear();
+  eval::finalize_config(cfg);
+  eval::Runner runner(cfg.model, cfg.dtype, cfg.threads);  // the model's tokenizer sizes the haystacks
+  eval::DatasetRequest req;
+  req.dataset = cfg.dataset;
+  req.length = cfg.dataset == "ruler" ? std::stoll(cfg.data_dir) : *cfg.max_context_length;
+  req.tasks = cfg.tasks;
+  req.num_samples = cfg.num_samples;
+  req.depths = cfg.needle_depth;
+  req.seed = static_cast<uint64_t>(cfg.seed);
+  std::string out;
+  for (const auto& s : eval::make_dataset(req, runner.counter())) {
+    const nlohmann::json j = {{"task", s.task},
+                              {"index", s.index},
+                              {"depth", s.depth >= 0 ? nlohmann::json(s.depth) : nlohmann::json(nullptr)},
+                              {"context", s.context},
+                              {"question", s.question},
+                              {"answer_prefix", s.answer_prefix},
+                              {"answers", s.answers},
+                              {"max_new_tokens", cfg.max_new_tokens ? *cfg.max_new_tokens : s.max_new_tokens},
+                              {"target_length", s.target_length},
+                              {"prompt_tokens", s.prompt_tokens},
+                              {"seed", cfg.seed}};
+    out += j.dump() + "\n";
+  }
+  eval::write_file_atomic(path, out);
+}
+}  // namespace
+
 void add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "kvpress's evaluation CLI on offline RULER-style datasets (docs/eval.md)");
   auto values = std::make_shared<std::map<std::string, std::string>>();
@@ -40,8 +74,18 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--config_file,--config-file,--config", *config_file,
                   "YAML (flat key: value) or JSON config with kvpress's keys");
   add_config_flags(*cmd, *values);
-  cmd->callback([cmd, values, config_file] {
-    const auto cfg = layered_config(*cmd, *config_file, *values);
+  auto dump = std::make_shared<std::string>();
+  cmd->add_option("--dump-dataset,--dump_dataset", *dump,
+                  "write the generated dataset (every row, before the 'fraction' subsample; context, question, "
+                  "answer_prefix, answers, ...) as JSONL to FILE and exit (the model is loaded for its tokenizer; "
+                  "nothing is generated)");
+  cmd->callback([cmd, values, config_file, dump] {
+    auto cfg = layered_config(*cmd, *config_file, *values);
+    if (!dump->empty()) {
+      dump_dataset(cfg, *dump);
+      std::printf("%s\n", dump->c_str());
+      return;
+    }
     const std::string dir = eval::run_eval(cfg);
     std::printf("%s\n", dir.c_str());
   });
