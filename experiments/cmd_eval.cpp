@@ -41,13 +41,7 @@ void dump_dataset(eval::EvalConfig cfg, const std::string& path) {
   cfg.press_spec.clear();
   eval::finalize_config(cfg);
   eval::Runner runner(cfg.model, cfg.dtype, cfg.threads);  // the model's tokenizer sizes the haystacks
-  eval::DatasetRequest req;
-  req.dataset = cfg.dataset;
-  req.length = cfg.dataset == "ruler" ? std::stoll(cfg.data_dir) : *cfg.max_context_length;
-  req.tasks = cfg.tasks;
-  req.num_samples = cfg.num_samples;
-  req.depths = cfg.needle_depth;
-  req.seed = static_cast<uint64_t>(cfg.seed);
+  const eval::DatasetRequest req = eval::dataset_request(cfg);
   std::string out;
   for (const auto& s : eval::make_dataset(req, runner.counter())) {
     const nlohmann::json j = {{"task", s.task},

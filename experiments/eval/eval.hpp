@@ -107,6 +107,8 @@ void apply_config(EvalConfig& cfg, const nlohmann::json& j);
 nlohmann::json config_to_json(const EvalConfig& cfg);
 // Validates (dataset, ranges) and resolves press_name -> press_spec. Throws kvf::Error.
 void finalize_config(EvalConfig& cfg);
+// The rows a finalized config evaluates (dataset, length from data_dir / max_context_length, tasks, depths, seed).
+DatasetRequest dataset_request(const EvalConfig& cfg);
 
 // kvpress press_name -> kvforge spec (with kvpress's registry defaults). "no_press" -> "".
 // `kccr`: key_channel_compression_ratio for think / snap_think. Unknown -> kvf::Error listing the names.

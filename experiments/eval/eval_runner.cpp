@@ -196,6 +196,17 @@ std::string yaml_of(const nlohmann::json& j) {
 }
 }  // namespace
 
+DatasetRequest dataset_request(const EvalConfig& cfg) {
+  DatasetRequest req;
+  req.dataset = cfg.dataset;
+  req.length = cfg.dataset == "ruler" ? std::stoll(cfg.data_dir) : *cfg.max_context_length;
+  req.tasks = cfg.tasks;
+  req.num_samples = cfg.num_samples;
+  req.depths = cfg.needle_depth;
+  req.seed = static_cast<uint64_t>(cfg.seed);
+  return req;
+}
+
 std::string run_eval(EvalConfig cfg) {
   finalize_config(cfg);  // errors before the model loads
   fs::path dir = fs::path(cfg.output_dir) / run_name(cfg);
@@ -205,13 +216,7 @@ std::string run_eval(EvalConfig cfg) {
     dir /= std::to_string(k);
   }
   Runner runner(cfg.model, cfg.dtype, cfg.threads);
-  DatasetRequest req;
-  req.dataset = cfg.dataset;
-  req.length = cfg.dataset == "ruler" ? std::stoll(cfg.data_dir) : *cfg.max_context_length;
-  req.tasks = cfg.tasks;
-  req.num_samples = cfg.num_samples;
-  req.depths = cfg.needle_depth;
-  req.seed = static_cast<uint64_t>(cfg.seed);
+  const DatasetRequest req = dataset_request(cfg);
   const auto t0 = std::chrono::steady_clock::now();
   auto rows = subsample(make_dataset(req, runner.counter()), cfg.fraction, req.seed);
   std::fprintf(stderr, "[eval] %zu rows of %s (%lld tokens) generated in %.2f s; press %s, compression_ratio %.2f\n",
