@@ -9,8 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <vector>
+
+#include "policies/score_key.hpp"  // score_key: shared with the CUDA selection
 
 namespace kvf {
 
@@ -20,17 +21,6 @@ inline bool score_before(float sa, int32_t ia, float sb, int32_t ib) {
   if (na != nb) return na;
   if (!na && sa != sb) return sa > sb;
   return ia < ib;
-}
-
-// Monotone key of a score: a < b (as floats) <=> key(a) < key(b); -0 and +0 share a key; every NaN maps to the
-// top key (nan_high: torch.topk's rule) or the bottom key (NaN pruned first, kvpress's AdaKV prune). Finite and
-// infinite scores map into [0x007FFFFF, 0xFF800000], so 0 and 0xFFFFFFFF are free for NaN.
-inline uint32_t score_key(float s, bool nan_high = true) {
-  if (std::isnan(s)) return nan_high ? 0xFFFFFFFFu : 0u;
-  if (s == 0.f) s = 0.f;
-  uint32_t u;
-  std::memcpy(&u, &s, sizeof u);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
 // Marks (via emit(t)) the n largest keys of keys[0..S) in ascending t, ties to the lower t. `scratch` is reused.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "compose/concepts.hpp"
+#include "compose/host_device.hpp"
 #include "compose/params.hpp"
 #include "core/error.hpp"
 
@@ -32,9 +33,18 @@ struct StreamingLLM {
   KVF_HOST_DEVICE static int64_t n_pruned(int64_t seq, double cr) {
     return seq - static_cast<int64_t>(static_cast<double>(seq) * (1.0 - cr));
   }
+  // The pruned slots [lo, hi) and the score of slot t: shared by score_head and the CUDA executor
+  // (kernels/cuda/token_local.cu).
+  KVF_HOST_DEVICE static void pruned_range(int64_t seq, int64_t n_sink, double cr, int64_t& lo, int64_t& hi) {
+    const int64_t end = n_sink + n_pruned(seq, cr);
+    lo = n_sink < seq ? n_sink : seq;
+    hi = end < seq ? end : seq;
+  }
+  KVF_HOST_DEVICE static float slot_score(int64_t t, int64_t lo, int64_t hi) { return (t >= lo && t < hi) ? 0.f : 1.f; }
   static void score_head(const Params& p, const LayerInputs& in, int64_t, int64_t, Scratch&, float* out) {
-    const int64_t S = in.seq, lo = std::min(p.n_sink, S), hi = std::min(p.n_sink + n_pruned(S, in.compression_ratio), S);
-    for (int64_t t = 0; t < S; ++t) out[t] = (t >= lo && t < hi) ? 0.f : 1.f;
+    int64_t lo = 0, hi = 0;
+    pruned_range(in.seq, p.n_sink, in.compression_ratio, lo, hi);
+    for (int64_t t = 0; t < in.seq; ++t) out[t] = slot_score(t, lo, hi);
   }
 };
 static_assert(Scorer<StreamingLLM>);
