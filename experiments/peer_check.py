@@ -71,6 +71,14 @@ PRESSES = {
                       "block(keydiff, block_size=128)", False),
 }
 
+# Names kvpress's pipeline cannot run on this CPU setup (refused up front, with the reason).
+NOT_CHECKABLE = {
+    "pyramidkv": "kvpress's PyramidKVPress leaves each layer a different cache length; transformers 5.2 builds one "
+                 "attention mask from layer 0's length, so the question forward fails in both sdpa and eager "
+                 "(RuntimeError: size of tensor a (969) must match ... b (982)); kvpress supports it with flash "
+                 "attention only (GPU). kvforge attends per-layer lengths natively (docs/kvpress-differences.md)",
+}
+
 
 # ---------------------------------------------------------------------------------------------- small helpers
 def log(msg, lock=threading.Lock()):
@@ -467,6 +475,8 @@ def main():
     for p in a.presses:
         if p not in PRESSES:
             ap.error(f"unknown press '{p}'; known: {', '.join(PRESSES)}")
+        if p in NOT_CHECKABLE:
+            ap.error(f"press '{p}' cannot be peer-checked here: {NOT_CHECKABLE[p]}")
     if a.kvforge is None:
         cands = [ROOT / "build" / "experiments" / "kvforge"] + sorted(ROOT.glob("build-*/experiments/kvforge"))
         a.kvforge = next((c for c in cands if c.exists()), cands[0])

@@ -1,16 +1,35 @@
 #include "kernels/press_inputs.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
+#include "compose/parallel.hpp"
 #include "core/error.hpp"
 
 namespace kvf {
 namespace {
+// The executors' threads come from ATen's pool (compose/parallel.hpp says why); --threads bounds them.
+void aten_pool(int workers, void* ctx, void (*body)(void*, int)) {
+  const int k = std::max(1, std::min(workers, at::get_num_threads()));
+  if (k == 1 || at::in_parallel_region()) {
+    body(ctx, 0);
+    return;
+  }
+  at::parallel_for(0, k, 1, [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; ++w) body(ctx, static_cast<int>(w));
+  });
+}
+const bool aten_pool_installed = [] {
+  pool_runner().store(&aten_pool, std::memory_order_release);
+  return true;
+}();
+
 at::Tensor f32(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; }
 const float* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 }  // namespace
