@@ -54,6 +54,25 @@ concept Scorer = HasParams<S> && requires(const typename S::Params& p, const Lay
 //   static void finish_layer(const Params&, const LayerInputs&, float* scores)
 //       runs once after every head was scored (before protection): scores shared across heads (tova) are
 //       reduced here instead of being recomputed by every head.
+//   static constexpr bool token_local = true
+//       the score of position t reads only row t of its own head's keys (knorm): it does not depend on which other
+//       positions are present, so set-iterative granularities (block) may score the layer once.
+template <class Sc>
+concept TokenLocalScorer = requires { requires Sc::token_local; };
+//   static constexpr bool reads_values = false, reads_hidden_states = false
+//       score_head never reads LayerInputs::values / hidden_states, so granularities that gather sub-sets (block)
+//       need not gather them. Without the member a scorer may read them.
+template <class Sc>
+constexpr bool scorer_reads_values() {
+  if constexpr (requires { Sc::reads_values; }) return Sc::reads_values;
+  return true;
+}
+template <class Sc>
+constexpr bool scorer_reads_hidden_states() {
+  if constexpr (requires { Sc::reads_hidden_states; }) return Sc::reads_hidden_states;
+  return true;
+}
+
 template <class X, class P>
 concept DeclaresQueryRows = requires(const P& p, const LayerInputs& in) {
   { X::query_rows(p, in) } -> std::convertible_to<std::pair<int64_t, int64_t>>;

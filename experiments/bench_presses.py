@@ -292,7 +292,8 @@ def render(rows, skips, info, done):
         out += [
             f"- Target (fused >= 3x kvpress for every press, median >= 5x): "
             f"every press >= 3x in every cell: **{'yes' if not below3 else 'no'}** "
-            f"({len(above3)} of {len(per_press)} presses: {', '.join(above3) if above3 else 'none'}); "
+            f"({len(above3)} of {len(per_press)} presses reach 3x in every cell: "
+            f"{', '.join(above3) if above3 else 'none'}); "
             f"median >= 5x: **{'yes' if statistics.median(sp) >= 5 else 'no'}**.",
             "",
             "Per press (all lengths and ratios measured):",

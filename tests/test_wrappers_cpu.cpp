@@ -260,6 +260,40 @@ TEST_CASE("block: with a set-independent scorer, block-iterative equals one-shot
     }
 }
 
+TEST_CASE("block: the token-local fast path keeps exactly the iterative kept sets, ties and NaN included",
+          "[press][wrappers][block]") {
+  // Norms from a few small integers: exact in float, so both paths see bit-identical scores and the test checks
+  // the selection order only (ties between kept entries and block entries, ties inside a block, NaN, +-0).
+  using G = granularity::Block;
+  std::mt19937 rng(23);
+  for (int64_t S : {1, 2, 7, 41, 300}) {
+    const int64_t B = 2, H = 3;
+    std::vector<float> norms(static_cast<size_t>(B * H * S));
+    std::uniform_int_distribution<int> pick(0, 6);
+    for (auto& x : norms) {
+      const int r = pick(rng);
+      x = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? -0.f : static_cast<float>(r % 3);
+    }
+    NormLayer l(B, H, S, 4, norms);
+    for (double cr : {0.1, 0.25, 0.5, 0.8, 0.99})
+      for (int64_t bs : {1, 2, 3, 8, 64, 1000}) {
+        INFO("S=" << S << " cr=" << cr << " block_size=" << bs);
+        G::Params gp;
+        gp.block_size = bs;
+        const SelectContext c = ctx_of(B, H, S, cr);
+        std::vector<float> s_fast, s_iter;
+        KeptSets k_fast, k_iter;
+        G::run_token_local<scorers::Knorm>(gp, {}, l.in, c, s_fast, k_fast);
+        G::run_iterative<scorers::Knorm, selectors::TopK>(gp, {}, {}, l.in, c, s_iter, k_iter);
+        CHECK(k_fast.positions == k_iter.positions);
+        CHECK(k_fast.offsets == k_iter.offsets);
+        REQUIRE(s_fast.size() == s_iter.size());
+        for (size_t i = 0; i < s_fast.size(); ++i)
+          CHECK((s_fast[i] == s_iter[i] || (std::isnan(s_fast[i]) && std::isnan(s_iter[i]))));
+      }
+  }
+}
+
 // ---- post-ops ------------------------------------------------------------------------------------------------
 
 namespace {

@@ -10,6 +10,7 @@
 // current set); the RoPE tables are not re-sliced. Output: ascending positions; scores[b, h, t] = the score t got
 // the last time it was scored (the one-shot score for set-independent scorers).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -18,6 +19,7 @@
 
 #include "compose/budget.hpp"
 #include "compose/concepts.hpp"
+#include "compose/parallel.hpp"
 #include "compose/params.hpp"
 #include "compose/score_layer.hpp"
 #include "core/error.hpp"
@@ -34,8 +36,60 @@ struct Block {
   };
 
   template <class Sc, class Se>
-  static void run(const Params& gp, const typename Sc::Params& sp, const typename Se::Params&, const LayerInputs& in,
+  static void run(const Params& gp, const typename Sc::Params& sp, const typename Se::Params& ep, const LayerInputs& in,
                   const SelectContext& ctx, std::vector<float>& scores, KeptSets& kept) {
+    if constexpr (TokenLocalScorer<Sc>) {
+      if (Sc::protect(sp, in).kind == Protect::Kind::None) return run_token_local<Sc>(gp, sp, in, ctx, scores, kept);
+    }
+    run_iterative<Sc, Se>(gp, sp, ep, in, ctx, scores, kept);
+  }
+
+  // A token-local scorer gives every position the same score in every round, so the layer is scored once and each
+  // round only merges: the kept list (descending, ties in set order) with the block sorted stably, keeping the
+  // first n. A stable merge that takes the kept side on ties is exactly the iterative partial sort's order (kept
+  // entries precede the block in the set), so the kept sets are the iterative ones, ties included, in
+  // O(S log bs + (S / bs) n) per head instead of re-gathering and re-scoring (S / bs) sets.
+  template <class Sc>
+  static void run_token_local(const Params& gp, const typename Sc::Params& sp, const LayerInputs& in,
+                              const SelectContext& ctx, std::vector<float>& scores, KeptSets& kept) {
+    const int64_t B = in.batch, H = in.kv_heads, S = in.seq, BH = B * H;
+    const int64_t n = std::clamp<int64_t>(n_kept(S, ctx.compression_ratio), 0, S);
+    const int64_t bs = gp.block_size < S ? gp.block_size : S;
+    Sc::validate(sp, in);
+    scores.assign(static_cast<size_t>(BH * S), std::numeric_limits<float>::quiet_NaN());
+    if (n < S) score_layer<Sc>(sp, in, scores.data());  // no round runs when n == S: nothing is scored
+    kept.reset(B, H);
+    kept.positions.resize(static_cast<size_t>(BH * n));
+    for (int64_t bh = 0; bh < BH; ++bh) kept.offsets[bh + 1] = (bh + 1) * n;
+    parallel_for(BH, default_workers(), [&](int64_t bh, int) {
+      const float* s = scores.data() + bh * S;
+      // a before b: NaN first, then the larger score; equal scores are equivalent (the stable order decides).
+      auto before = [s](int32_t a, int32_t b) {
+        const bool na = std::isnan(s[a]), nb = std::isnan(s[b]);
+        return na != nb ? na : (!na && s[a] > s[b]);
+      };
+      std::vector<int32_t> cur(static_cast<size_t>(n)), block, merged;
+      std::iota(cur.begin(), cur.end(), 0);
+      if (n < S) std::stable_sort(cur.begin(), cur.end(), before);
+      for (int64_t i = n; i < S; i += bs) {
+        const int64_t end = std::min(i + bs, S);
+        block.resize(static_cast<size_t>(end - i));
+        std::iota(block.begin(), block.end(), static_cast<int32_t>(i));
+        std::stable_sort(block.begin(), block.end(), before);
+        merged.resize(cur.size() + block.size());
+        std::merge(cur.begin(), cur.end(), block.begin(), block.end(), merged.begin(), before);
+        std::copy_n(merged.begin(), n, cur.begin());
+      }
+      std::sort(cur.begin(), cur.end());
+      std::copy(cur.begin(), cur.end(), kept.positions.begin() + bh * n);
+    });
+  }
+
+  // The general case (kvpress's loop): gather each round's set, re-assemble its hidden states, score it, keep n.
+  template <class Sc, class Se>
+  static void run_iterative(const Params& gp, const typename Sc::Params& sp, const typename Se::Params&,
+                            const LayerInputs& in, const SelectContext& ctx, std::vector<float>& scores,
+                            KeptSets& kept) {
     const int64_t B = in.batch, H = in.kv_heads, S = in.seq, d = in.head_dim, D = in.hidden, BH = B * H;
     if (in.hidden_states && (D % H != 0 || in.tokens != S))
       throw Error("block: the hidden states must have one row per cached position and a hidden size divisible by "
@@ -60,33 +114,39 @@ struct Block {
         std::copy_n(cur_kept.data() + h * n, n, cur.data() + h * m);
         for (int64_t t = i; t < end; ++t) cur[static_cast<size_t>(h * m + n + t - i)] = static_cast<int32_t>(t);
       }
-      // Gathered keys/values (B, H, m, d) and re-assembled hidden states (B, m, D).
+      // Gathered keys/values (B, H, m, d) and re-assembled hidden states (B, m, D), each only if the scorer reads
+      // it (the hidden states are the big one: m x hidden floats per round).
+      constexpr bool values_read = scorer_reads_values<Sc>(), hidden_read = scorer_reads_hidden_states<Sc>();
       k_sub.resize(static_cast<size_t>(BH * m * d));
-      v_sub.resize(k_sub.size());
-      for (int64_t bh = 0; bh < BH; ++bh) {
+      if (values_read) v_sub.resize(k_sub.size());
+      parallel_for(BH, default_workers(), [&](int64_t bh, int) {
         const float* K = in.key(bh / H, bh % H);
         const float* V = in.value(bh / H, bh % H);
         for (int64_t r = 0; r < m; ++r) {
           const int64_t t = cur[static_cast<size_t>(bh * m + r)];
           std::memcpy(k_sub.data() + (bh * m + r) * d, K + t * d, sizeof(float) * d);
-          std::memcpy(v_sub.data() + (bh * m + r) * d, V + t * d, sizeof(float) * d);
+          if (values_read) std::memcpy(v_sub.data() + (bh * m + r) * d, V + t * d, sizeof(float) * d);
         }
-      }
+      });
       LayerInputs sub = in;
       sub.seq = sub.seq_stride = m;
       sub.seq_offset = 0;
       sub.keys = k_sub.data();
-      sub.values = v_sub.data();
+      sub.values = values_read ? v_sub.data() : nullptr;
       sub.attentions = nullptr;
       if (in.hidden_states) {
-        h_sub.resize(static_cast<size_t>(B * m * D));
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t r = 0; r < m; ++r)
+        sub.hidden_states = nullptr;
+        if (hidden_read) {
+          h_sub.resize(static_cast<size_t>(B * m * D));
+          parallel_for(B * m, default_workers(), [&](int64_t br, int) {
+            const int64_t b = br / m, r = br % m;
             for (int64_t h = 0; h < H; ++h) {
               const int64_t t = cur[static_cast<size_t>((b * H + h) * m + r)];
               std::memcpy(h_sub.data() + (b * m + r) * D + h * Dh, in.hidden_row(b, t) + h * Dh, sizeof(float) * Dh);
             }
-        sub.hidden_states = h_sub.data();
+          });
+          sub.hidden_states = h_sub.data();
+        }
         sub.queries = nullptr;  // rows of a re-assembled array: precomputed queries do not apply
         sub.tokens = sub.token_stride = m;
         sub.token_offset = 0;

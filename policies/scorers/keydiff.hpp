@@ -14,6 +14,7 @@ namespace kvf::scorers {
 struct KeyDiff {
   static constexpr std::string_view name = "keydiff";
   static constexpr bool needs_attentions = false;
+  static constexpr bool reads_values = false, reads_hidden_states = false;
   struct Params {};
 
   static void validate(const Params&, const LayerInputs&) {}

@@ -11,6 +11,8 @@ namespace kvf::scorers {
 struct Knorm {
   static constexpr std::string_view name = "knorm";
   static constexpr bool needs_attentions = false;
+  static constexpr bool token_local = true;  // -||K_t|| reads K_t only (compose/concepts.hpp)
+  static constexpr bool reads_values = false, reads_hidden_states = false;
   struct Params {};
 
   static void validate(const Params&, const LayerInputs&) {}

@@ -24,6 +24,7 @@ namespace kvf::scorers {
 struct LagKV {
   static constexpr std::string_view name = "lagkv";
   static constexpr bool needs_attentions = false;
+  static constexpr bool reads_hidden_states = false;
   struct Params {
     int64_t n_sink = 4;
     int64_t lag_size = 128;

@@ -14,6 +14,7 @@ namespace kvf::scorers {
 struct ObservedAttention {
   static constexpr std::string_view name = "observed_attention";
   static constexpr bool needs_attentions = true;
+  static constexpr bool reads_values = false, reads_hidden_states = false;
   struct Params {};
 
   static void validate(const Params&, const LayerInputs& in) {

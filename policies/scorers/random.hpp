@@ -19,6 +19,7 @@ namespace kvf::scorers {
 struct Random {
   static constexpr std::string_view name = "random";
   static constexpr bool needs_attentions = false;
+  static constexpr bool reads_values = false, reads_hidden_states = false;
   struct Params {
     int64_t seed = -1;  // -1 = None
     static constexpr auto fields = std::make_tuple(field("seed", &Params::seed, -1, 9007199254740992.0));

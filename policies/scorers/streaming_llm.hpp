@@ -17,6 +17,7 @@ namespace kvf::scorers {
 struct StreamingLLM {
   static constexpr std::string_view name = "streaming_llm";
   static constexpr bool needs_attentions = false;
+  static constexpr bool reads_values = false, reads_hidden_states = false;
   struct Params {
     int64_t n_sink = 4;
     static constexpr auto fields = std::make_tuple(field("n_sink", &Params::n_sink, 0, 1 << 30));
