@@ -179,9 +179,11 @@ QSize build_ratio_curves(QCustomPlot* plot, const RatioFigure& f) {
       auto* g = plot->addGraph(x, y);
       g->setName(qs(press));
       g->setData(xs, ys, true);
-      g->setPen(QPen(c, 1.8, none ? Qt::DashLine : Qt::SolidLine));
+      // The palette has 10 colours: presses 11-20 reuse them with a dotted line and hollow markers.
+      const bool second_round = !none && ci >= 10;
+      g->setPen(QPen(c, 1.8, none ? Qt::DashLine : second_round ? Qt::DotLine : Qt::SolidLine));
       g->setScatterStyle(QCPScatterStyle(none ? QCPScatterStyle::ssStar : marker(ci), c,
-                                         none ? QColor(Qt::white) : c, none ? 9 : 6));
+                                         none || second_round ? QColor(Qt::white) : c, none ? 9 : 6));
       g->removeFromLegend();
       if (none) {  // the uncompressed score as a reference line across the panel
         auto* line = new QCPItemStraightLine(plot);
