@@ -10,7 +10,6 @@
 // current set); the RoPE tables are not re-sliced. Output: ascending positions; scores[b, h, t] = the score t got
 // the last time it was scored (the one-shot score for set-independent scorers).
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -63,11 +62,8 @@ struct Block {
     for (int64_t bh = 0; bh < BH; ++bh) kept.offsets[bh + 1] = (bh + 1) * n;
     parallel_for(BH, default_workers(), [&](int64_t bh, int) {
       const float* s = scores.data() + bh * S;
-      // a before b: NaN first, then the larger score; equal scores are equivalent (the stable order decides).
-      auto before = [s](int32_t a, int32_t b) {
-        const bool na = std::isnan(s[a]), nb = std::isnan(s[b]);
-        return na != nb ? na : (!na && s[a] > s[b]);
-      };
+      // a before b: the larger key (NaN highest, -0 == +0); equal keys are equivalent (the stable order decides).
+      auto before = [s](int32_t a, int32_t b) { return score_key(s[a]) > score_key(s[b]); };
       std::vector<int32_t> cur(static_cast<size_t>(n)), block, merged;
       std::iota(cur.begin(), cur.end(), 0);
       if (n < S) std::stable_sort(cur.begin(), cur.end(), before);
