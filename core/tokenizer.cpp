@@ -2,8 +2,10 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#if KVF_HAVE_ICU
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -150,7 +152,11 @@ struct MatchData {
   ~MatchData() { pcre2_match_data_free(md); }
 };
 
-// Unicode NFC (HF's NFC normalizer, Qwen2) through ICU.
+// Unicode NFC (HF's NFC normalizer, Qwen2) through ICU. ICU is optional (CMake KVF_ICU): a build without it
+// refuses, when it is built, any tokenizer that normalises to NFC (require_nfc), rather than encode differently.
+#if KVF_HAVE_ICU
+void require_nfc(const std::string&) {}
+
 std::string nfc(std::string_view s, const std::string& src) {
   UErrorCode err = U_ZERO_ERROR;
   const UNormalizer2* n = unorm2_getNFCInstance(&err);
@@ -171,6 +177,15 @@ std::string nfc(std::string_view s, const std::string& src) {
   res.resize(static_cast<size_t>(len8));
   return res;
 }
+#else
+[[noreturn]] void require_nfc(const std::string& src) {
+  throw Error(src + ": this tokenizer normalises text to Unicode NFC (Qwen2-style), which needs ICU, and this "
+              "kvforge was built without it (CMake KVF_ICU=OFF, or ICU's icu-uc not found): install ICU "
+              "(apt-get install libicu-dev) and reconfigure with KVF_ICU=AUTO or ON");
+}
+
+std::string nfc(std::string_view, const std::string& src) { require_nfc(src); }
+#endif
 
 struct AddedToken {
   std::string content;
@@ -398,6 +413,7 @@ void Tokenizer::Impl::encode_plain(std::string_view raw, std::vector<int32_t>& o
 }
 
 Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
+  if (spec.nfc) require_nfc(spec.source.empty() ? "tokenizer" : spec.source);
   impl_->spec = std::move(spec);
   impl_->build();
 }

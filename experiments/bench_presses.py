@@ -126,17 +126,26 @@ def make_kvpress_runner(tree):
 
 # ---------------------------------------------------------------------------------------------------- layer
 
-def make_model(max_seq, seed):
+def llama_31_8b_config(vocab_size, num_layers, tie_word_embeddings=True):
+    """Llama-3.1-8B's config (attention shape, MLP, llama3 RoPE) with another vocabulary and layer count."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=4096, intermediate_size=14336, num_hidden_layers=num_layers,
+                       num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
+                       rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=tie_word_embeddings,
+                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
+
+
+def make_model(max_seq, seed, device="cpu", dtype=None):
+    """The benchmark layer (see the module docstring); device/dtype for experiments/gpu/bench_kvpress_gpu.py."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=max_seq, hidden_size=4096, intermediate_size=14336, num_hidden_layers=NUM_LAYERS,
-                      num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
-                      rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
-                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})
-    model = LlamaForCausalLM(cfg).float().eval()
+    cfg = llama_31_8b_config(max_seq, NUM_LAYERS)
+    with torch.device(device):
+        model = LlamaForCausalLM(cfg).to(dtype or torch.float32).eval()
 
     class ZeroMLP(torch.nn.Module):
         def forward(self, x):
@@ -154,7 +163,7 @@ def capture(model, S, seed, attentions):
     import torch
 
     g = torch.Generator().manual_seed(seed + S)
-    ids = torch.randperm(model.config.vocab_size, generator=g)[:S].unsqueeze(0)
+    ids = torch.randperm(model.config.vocab_size, generator=g)[:S].unsqueeze(0).to(model.device)
     model.config._attn_implementation = "eager" if attentions else "sdpa"
     t0 = time.perf_counter()
     cap = capture_layer(model, ids, LAYER, attentions=attentions)

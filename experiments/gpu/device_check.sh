@@ -1,62 +1,229 @@
 #!/usr/bin/env bash
-# The ONE check of the CUDA executors on a GPU machine (docs/cuda.md): a KVF_GPU_CHECK_ONLY build (kvf_cuda, the
-# torch bridge, the tests, the benchmark; no parsers, runtime, CLI or Qt), then kvf_test_select, kvf_test_cuda
-# (CUDA vs CPU, exact) and kvf_bench_cuda (S = 4k, 32k, 128k; 8 kv heads, d = 128, fp32). Run from the repository
-# root. Eigen and Catch2 come from .vendor/ (scripts/vendor_headers.sh, run on a machine that has them) when the
-# machine has no system copies. On this workplace's device tool:
-#   run(command="bash experiments/gpu/device_check.sh", carry=[".vendor"], timeout_s=480)
-# Results go to $OUT (default ./gpucheck-out): summary.txt, device.txt, configure.log, build.log, select.txt,
-# test_cuda.txt, bench.csv. Exit status: 0 when every step passed. Each step has a time limit (build 240 s, tests
-# 150 s, benchmark 60 s), so a hang cannot eat the session's device time.
-#   KVF_GPUCHECK_BUILD  build dir (default /tmp/kvf-gpucheck)    PYTHON  the python whose torch is used (python3)
-#   KVF_GPUCHECK_DRY=1  configure and build only (for a machine without a GPU)
+# The ONE script of a GPU session (issue 6 item 4; docs/cuda.md "The GPU check"). From this workplace's device tool:
+#
+#   run(command="bash experiments/gpu/device_check.sh", carry=[".vendor", ".whl"], timeout_s=540)
+#
+# once `sh scripts/vendor_headers.sh` (Eigen, Catch2, nlohmann-json, CLI11, PCRE2 -> .vendor/, ~10 MB) and
+# `bash scripts/gpu_wheels.sh` (kvpress 0.5.5 and the wheels it needs beside the image -> .whl/, ~15 MB) have run on
+# this (Debian) machine. It builds kvforge there (KVF_VENDORED=ON: every dependency the image lacks from .vendor/;
+# KVF_ICU=OFF, KVF_VIZ=OFF, KVF_CUDA=ON), runs every [gpu] test and every GPU benchmark of issue 6, and leaves 8
+# files in $OUT:
+#   summary.txt         device, one line per step (ok / FAILED / skipped, seconds), the key results
+#   build.log           configure + build
+#   tests.txt           the [gpu] test binaries (-d yes); a skipped GPU case there counts as a failure
+#   steps.log           the output of every other step (kvf_bench_cuda's CSV included)
+#   kvpress_press.csv   kvpress's own compression step on CUDA, every mapped press, S = 4k/32k/128k, bf16
+#   kvforge_press.csv   kvforge bench-press --device cuda for every registered press, joined with the kvpress rows
+#   e2e_kvpress.csv     transformers+kvpress on a random Llama-3.1-8B-shaped model at 128k: prefill, decode, memory
+#   speed_memory.csv    kvforge bench speed-memory --device cuda, llama-3.1-8b bf16 at 128k, ratio 0 and 0.5
+# Exit status 0 only when every step passed.
+#
+# Steps, each under its own `timeout` and under one deadline for the whole script (KVF_GPUCHECK_DEADLINE_S, 500 s:
+# a step that would start with too little time left is skipped and says so). Estimates for the 16-core H200 machine
+# (the build's from the dry run here, scaled by cores; the GPU steps' from the sizes, not yet measured):
+#   info + wheels          ~10 s   (limit  60)
+#   configure              ~30 s   (limit  90)
+#   build                  ~150 s  (limit 240)  on cores 0..n-3, while kvpress runs pinned to the last 2 cores:
+#     kvpress press        ~90 s   (limit 150)  bench_kvpress_gpu.py press (GPU otherwise idle during the build)
+#     kvpress e2e          ~60 s   (limit 120)  bench_kvpress_gpu.py e2e, 128k, ratio 0 and 0.5 (knorm)
+#   [gpu] tests            ~60 s   (limit 120)  kvf_test_select + every test binary with [gpu] cases
+#   kvf_bench_cuda         ~10 s   (limit  45)
+#   kvforge bench-press    ~120 s  (budget 120, 30 s per cell)  bench_kvpress_gpu.py kvforge
+#   speed-memory           ~80 s   (limit 2 x 60)  ratio 0, then 0.5
+#   total                  ~470 s
+#
+# Environment:
+#   KVF_GPUCHECK_DRY=1        no GPU here: configure + build exactly as there (python3 = .venv/bin/python when it
+#                             exists, the same vendored paths, no system Eigen/Catch2/json/CLI11/PCRE2/ICU/Qt), check
+#                             that no system header of those was compiled in, install the wheel set into a
+#                             python3.12 --target layout, refresh experiments/gpu/presses.json; nothing runs on a GPU
+#   KVF_GPUCHECK_QUICK=1      small sizes everywhere (a first check: S up to 32k, e2e at 16k on 4 layers)
+#   KVF_GPUCHECK_BUILD        build dir (/tmp/kvf-gpucheck)      PYTHON  the python with torch (python3)
+#   KVF_GPUCHECK_DEADLINE_S   whole-script deadline (500)       JOBS    build jobs (cores - 2)
+#   OUT                       results folder (./gpucheck-out)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-out=${OUT:-$PWD/gpucheck-out}
+root=$PWD
+dry=${KVF_GPUCHECK_DRY:-0}
+quick=${KVF_GPUCHECK_QUICK:-0}
+out=${OUT:-$root/gpucheck-out}
 build=${KVF_GPUCHECK_BUILD:-/tmp/kvf-gpucheck}
-python=$(command -v "${PYTHON:-python3}")
-jobs=${JOBS:-$(nproc)}
+deadline=${KVF_GPUCHECK_DEADLINE_S:-500}
+build_limit=240
+if [ "$dry" = 1 ]; then  # this machine builds on 2 shared cores: no deadline that fits the GPU machine
+  deadline=${KVF_GPUCHECK_DEADLINE_S:-7200} build_limit=5400
+fi
+if [ -n "${PYTHON:-}" ]; then python=$(command -v "$PYTHON"); elif [ "$dry" = 1 ] && [ -x .venv/bin/python ]; then
+  python=$root/.venv/bin/python; else python=$(command -v python3); fi
+ncpu=$(nproc)
+jobs=${JOBS:-$((ncpu > 4 ? ncpu - 2 : ncpu))}
+site=${KVF_GPUCHECK_SITE:-/tmp/kvf-gpucheck-site}
+tmp=$(mktemp -d /tmp/kvf-gpucheck-tmp.XXXXXX)
 mkdir -p "$out"
-summary="$out/summary.txt"
+summary=$out/summary.txt steps=$out/steps.log
 : >"$summary"
+: >"$steps"
 status=0
 t0=$(date +%s)
-step() {  # step NAME LOG CMD...: runs CMD with its output in LOG, one line in the summary
-  local name=$1 log=$2 s rc
-  shift 2
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+say() { echo "$*" | tee -a "$summary"; }
+left() { echo $((deadline - ($(date +%s) - t0))); }
+# step NAME LOG LIMIT CMD...: CMD under `timeout` (LIMIT, cut to what the deadline leaves), output appended to LOG,
+# one line in the summary. A step that would get under 15 s is skipped.
+step() {
+  local name=$1 log=$2 limit=$3 s rc lim
+  shift 3
+  lim=$(($(left) - 5))
+  [ "$lim" -gt "$limit" ] && lim=$limit
+  if [ "$lim" -lt 15 ]; then
+    say "$name: SKIPPED (deadline: $(left) s left of $deadline)"
+    status=1
+    return 99
+  fi
   s=$(date +%s)
-  "$@" >"$log" 2>&1
+  echo "==== $name: $* (limit $lim s)" >>"$log"
+  timeout -k 10 "$lim" "$@" >>"$log" 2>&1
   rc=$?
-  echo "$name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (rc $rc)") in $(($(date +%s) - s)) s -> $(basename "$log")" | tee -a "$summary"
+  local what="ok"
+  [ $rc -eq 0 ] || what="FAILED (rc $rc$([ $rc -eq 124 ] && echo ", timed out after $lim s"))"
+  say "$name: $what in $(($(date +%s) - s)) s -> $(basename "$log")"
   [ $rc -eq 0 ] || status=1
   return $rc
 }
-
-{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1; nvcc --version 2>&1 | tail -1
-  "$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" 2>&1; } >"$out/device.txt"
-
-vendored=()
-if [ -f .vendor/eigen3/Eigen/Core ] && [ -f .vendor/catch2/catch2/catch.hpp ]; then
-  vendored=(-DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON -DCMAKE_DISABLE_FIND_PACKAGE_Catch2=ON)  # the same build everywhere
-fi
-step configure "$out/configure.log" cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVF_GPU_CHECK_ONLY=ON \
-  -DKVF_CUDA=ON -DKVF_PYTHON="$python" "${vendored[@]}" || { cat "$summary"; exit 1; }
-step build "$out/build.log" timeout 240 cmake --build "$build" -j "$jobs" --target kvf_test_select kvf_test_cuda kvf_bench_cuda ||
-  { tail -40 "$out/build.log"; cat "$summary"; exit 1; }
-if [ "${KVF_GPUCHECK_DRY:-0}" = 1 ]; then
-  echo "dry run: built in $(($(date +%s) - t0)) s; tests and benchmark not run" | tee -a "$summary"
+finish() {
+  say "total: $(($(date +%s) - t0)) s, status $status"
+  rm -rf "$tmp"
   exit $status
+}
+
+# ---- device and software
+{
+  echo "kvforge device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
+    git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), dry=$dry quick=$quick"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
+    --format=csv,noheader 2>&1 | head -2 || echo "no nvidia-smi"
+  echo "cpu: $ncpu cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), build jobs $jobs"
+  echo "nvcc: $(nvcc --version 2>&1 | tail -1); cmake: $(cmake --version | head -1); $("$python" --version 2>&1) ($python)"
+} | tee -a "$summary"
+
+# ---- wheels (kvpress and what the image lacks) into $site; the image's packages stay where they are
+if ls .whl/*.whl >/dev/null 2>&1; then
+  rm -rf "$site"
+  pipargs=(--no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site")
+  # Here (no python3.12): install for 3.12 as the device will, which checks the wheel tags and one version each.
+  [ "$dry" = 1 ] && pipargs+=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux2014_x86_64)
+  step wheels "$steps" 60 "$python" -m pip install -q "${pipargs[@]}" .whl/*.whl &&
+    export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+else
+  say "wheels: none in .whl/ (bash scripts/gpu_wheels.sh here, then carry .whl): kvpress steps will fail"
+fi
+"$python" -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'available', torch.cuda.is_available(), '| transformers', transformers.__version__, transformers.__file__)" 2>&1 |
+  tail -1 | tee -a "$summary"
+
+# ---- configure: the whole project, dependencies from .vendor/ only
+cmakeargs=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVF_VENDORED=ON -DKVF_VENDOR_DIR="$root/.vendor"
+  -DKVF_ICU=OFF -DKVF_VIZ=OFF -DKVF_CUDA=ON -DKVF_PYTHON="$python"
+  -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DCMAKE_DISABLE_FIND_PACKAGE_Qt6=ON)
+step configure "$out/build.log" 90 cmake "${cmakeargs[@]}" || { tail -30 "$out/build.log"; finish; }
+
+# ---- build (all but the last 2 cores) while kvpress runs on the GPU (pinned to the last 2 cores)
+pin_build=() pin_py=()
+if command -v taskset >/dev/null && [ "$ncpu" -gt 4 ]; then
+  pin_build=(taskset -c "0-$((ncpu - 3))") pin_py=(taskset -c "$((ncpu - 2))-$((ncpu - 1))")
+fi
+bench_py=(experiments/gpu/bench_kvpress_gpu.py)
+[ "$quick" = 1 ] && bench_py+=(--quick)
+kvp_pid=
+if [ "$dry" != 1 ]; then
+  (
+    step kvpress_press "$tmp/kvpress.log" 150 "${pin_py[@]}" "$python" "${bench_py[@]}" press \
+      --presses experiments/gpu/presses.json --out "$out/kvpress_press.csv" --budget-s 130
+    step kvpress_e2e "$tmp/kvpress.log" 120 "${pin_py[@]}" "$python" "${bench_py[@]}" e2e --press knorm \
+      --out "$out/e2e_kvpress.csv"
+  ) >"$tmp/kvpress.summary" 2>&1 &
+  kvp_pid=$!
+fi
+# What the device steps need: the CLI, kvf_bench_cuda, kvf_test_select and every test target with [gpu] cases.
+targets=(kvforge kvf_bench_cuda kvf_test_select)
+alltargets=$(ninja -C "$build" -t targets all 2>/dev/null)
+for f in $(grep -l '\[gpu\]' tests/*.cpp tests/*/*.cpp 2>/dev/null); do
+  t=$(grep -oE "CMakeFiles/[A-Za-z0-9_]+\.dir/$(basename "$f")\.o" <<<"$alltargets" | head -1 | sed -E 's|CMakeFiles/(.*)\.dir/.*|\1|')
+  [ -n "$t" ] && [[ " ${targets[*]} " != *" $t "* ]] && targets+=("$t")
+done
+echo "build targets: ${targets[*]}" >>"$summary"
+step build "$out/build.log" "$build_limit" "${pin_build[@]}" cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+build_rc=$?
+if [ -n "$kvp_pid" ]; then
+  wait "$kvp_pid"
+  cat "$tmp/kvpress.summary" >>"$summary"
+  grep -q FAILED "$tmp/kvpress.summary" && status=1
+  cat "$tmp/kvpress.log" >>"$steps"
+  tail -4 "$out/e2e_kvpress.csv" 2>/dev/null | tee -a "$summary"
+fi
+if [ $build_rc -ne 0 ]; then
+  grep -m5 -B2 -A10 "error" "$out/build.log" | tail -40
+  finish
+fi
+kvforge=$build/experiments/kvforge
+
+if [ "$dry" = 1 ]; then
+  # The vendored build must not have compiled any system copy of what the GPU machine lacks (/usr/include is on
+  # every compiler's path here, so a missing vendored header would silently fall back to it).
+  leaks=$(ninja -C "$build" -t deps 2>/dev/null |
+    grep -E '^ +/usr/(local/)?include/(eigen3|catch2|nlohmann|CLI|pcre2\.h|unicode|qt6|x86_64-linux-gnu/qt6)' | sort -u | head -5)
+  if [ -n "$leaks" ]; then
+    say "dry: FAILED, system headers compiled in (the GPU machine has none): $leaks"
+    status=1
+  else
+    say "dry: no system Eigen/Catch2/json/CLI11/PCRE2/ICU/Qt header in the build (ninja -t deps)"
+  fi
+  "$kvforge" presses --json >"$tmp/presses.json" && "$python" -m json.tool "$tmp/presses.json" >/dev/null &&
+    if ! cmp -s "$tmp/presses.json" experiments/gpu/presses.json; then
+      cp "$tmp/presses.json" experiments/gpu/presses.json
+      say "dry: experiments/gpu/presses.json refreshed from kvforge presses --json (commit it)"
+    fi
+  "$kvforge" bench speed-memory --help >"$tmp/sm_help.txt" 2>&1 && grep -q -- "--device" "$tmp/sm_help.txt" &&
+    "$kvforge" bench-press --help 2>&1 | grep -q -- "--synthetic-seq" ||
+    { say "dry: FAILED, kvforge lacks bench speed-memory --device or bench-press --synthetic-seq"; status=1; }
+  PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH} "$python" experiments/gpu/bench_kvpress_gpu.py selftest >>"$steps" 2>&1 ||
+    { say "dry: FAILED, bench_kvpress_gpu.py selftest (steps.log)"; status=1; }
+  say "dry run: built in $(($(date +%s) - t0)) s; no GPU step run"
+  finish
 fi
 
-step select "$out/select.txt" "$build/tests/kvf_test_select"
-# -d yes: per-case durations; a skipped GPU case here means the machine has no usable GPU: count it as a failure.
-step test_cuda "$out/test_cuda.txt" timeout 150 "$build/tests/kvf_test_cuda" -d yes
-if grep -q "skipped:" "$out/test_cuda.txt"; then
-  echo "test_cuda: GPU cases SKIPPED ($(grep -m1 -A1 'skipped:' "$out/test_cuda.txt" | tr -s ' \n' ' '))" | tee -a "$summary"
+# ---- [gpu] tests: kvf_test_select (host) and each binary's [gpu] cases; a skipped GPU case is a failure here
+: >"$out/tests.txt"
+step test_select "$out/tests.txt" 60 "$build/tests/kvf_test_select"
+for t in "${targets[@]}"; do
+  case $t in kvf_test_select | kvforge | kvf_bench_cuda) continue ;; esac
+  bin=$(find "$build" -type f -name "$t" -perm -u+x | head -1)
+  [ -n "$bin" ] || { say "test $t: FAILED (binary not found)"; status=1; continue; }
+  step "test $t [gpu]" "$out/tests.txt" 120 "$bin" "[gpu]" -d yes
+done
+if grep -q "skipped:" "$out/tests.txt"; then
+  say "tests: GPU cases SKIPPED on the GPU machine: $(grep -m3 'skipped:' "$out/tests.txt" | tr -s ' \n' ' ')"
   status=1
 fi
-tail -3 "$out/test_cuda.txt" | tee -a "$summary"
-step bench "$out/bench.csv" timeout 60 "$build/experiments/gpu/kvf_bench_cuda"
-cat "$out/bench.csv" | tee -a "$summary"
-echo "total: $(($(date +%s) - t0)) s, status $status" | tee -a "$summary"
-exit $status
+grep -E "^(All tests passed|test cases:)" "$out/tests.txt" | tee -a "$summary"
+
+# ---- kvf_bench_cuda: the token-local kernels alone (fp32), S = 4k, 32k, 128k
+step bench_cuda "$steps" 45 "$build/experiments/gpu/kvf_bench_cuda"
+sed -n '/^==== bench_cuda/,$p' "$steps" | grep -v '^====' | head -12 >>"$summary"
+
+# ---- kvforge bench-press --device cuda, every registered press (same specs as the kvpress rows)
+step kvforge_press "$steps" 150 "$python" "${bench_py[@]}" kvforge --kvforge "$kvforge" \
+  --join "$out/kvpress_press.csv" --out "$out/kvforge_press.csv" --budget-s 130 --cell-timeout-s 30
+sed -n '/^==== kvforge_press/,$p' "$steps" | grep -E '^(summary|median|press cells)' >>"$summary"
+
+# ---- kvforge bench speed-memory --device cuda: llama-3.1-8b, bf16, random weights, 128k, ratio 0 then 0.5
+sm_len=131072 sm_decode=32
+[ "$quick" = 1 ] && sm_len=16384 sm_decode=8
+for r in 0 0.5; do
+  step "speed_memory ratio $r" "$steps" 60 "$kvforge" bench speed-memory --preset llama-3.1-8b --dtype bfloat16 \
+    --device cuda --lengths "$sm_len" --ratios "$r" --press-name knorm --decode-tokens "$sm_decode" --repeats 1 \
+    --out "$tmp/sm.csv" && { [ -s "$out/speed_memory.csv" ] && tail -n +2 "$tmp/sm.csv" || cat "$tmp/sm.csv"; } >>"$out/speed_memory.csv"
+done
+cat "$out/speed_memory.csv" 2>/dev/null >>"$summary"
+finish
