@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cuda/kept_index.hpp"
 #include "kernels/cuda/radix_select.hpp"
 #include "policies/selection.hpp"
 
@@ -114,6 +115,59 @@ TEST_CASE("select: top_n_positions keeps kvpress's top-n, ties to the lowest pos
         top_n_positions(s.data(), S, n, scratch, got.data());
         INFO("S=" << S << " kind=" << kind << " n=" << n);
         CHECK(got == expect);
+      }
+    }
+}
+
+TEST_CASE("select: NaN-low keys (AdaKV's global prune) keep the best by score, NaN last, ties to the lower index",
+          "[select]") {
+  // The GPU's adakv runs select_topn on (B, H*S) rows with nan_high = false; this is the order it must implement:
+  // the radix model finds nth_element's threshold on those keys, and keep_top_keys (what AdaKV::select runs) keeps
+  // exactly a brute-force sort's n best.
+  std::mt19937 rng(13);
+  std::vector<uint32_t> work;
+  for (const int64_t S : {1, 7, 64, 1000, 4097})
+    for (int kind = 0; kind < 5; ++kind) {
+      const auto s = adversarial(kind, S, rng);
+      std::vector<uint32_t> keys(s.size());
+      for (size_t i = 0; i < s.size(); ++i) keys[i] = score_key(s[i], /*nan_high=*/false);
+      for (const int64_t n : {int64_t{1}, S / 3 + 1, S / 2 + 1, S - S / 10, S}) {
+        if (n < 1 || n > S) continue;
+        INFO("S=" << S << " kind=" << kind << " n=" << n);
+        auto sorted = keys;
+        std::nth_element(sorted.begin(), sorted.begin() + (S - n), sorted.end());
+        const uint32_t T = sorted[static_cast<size_t>(S - n)];
+        const auto r = cuda::radix_threshold_host(keys.data(), S, n);
+        CHECK(r.key == T);
+        CHECK(r.ties == static_cast<uint32_t>(n - std::count_if(keys.begin(), keys.end(), [&](uint32_t k) { return k > T; })));
+        std::vector<int32_t> order(static_cast<size_t>(S));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+          const bool na = std::isnan(s[a]), nb = std::isnan(s[b]);
+          if (na != nb) return nb;  // NaN last
+          return !na && s[a] > s[b];
+        });
+        std::vector<int32_t> expect(order.begin(), order.begin() + n), got;
+        std::sort(expect.begin(), expect.end());
+        keep_top_keys(keys.data(), S, n, work, [&](int64_t t) { got.push_back(static_cast<int32_t>(t)); });
+        CHECK(got == expect);
+      }
+    }
+}
+
+TEST_CASE("select: a packed kept row's head (kept_head_of_row) on ragged offsets with empty heads", "[select]") {
+  std::mt19937 rng(17);
+  for (const int64_t heads : {1, 2, 5, 64, 257})
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<int64_t> offsets(static_cast<size_t>(heads + 1), 0);
+      std::uniform_int_distribution<int> count(0, 4);
+      for (int64_t i = 0; i < heads; ++i)  // trial 0: every head empty but the last
+        offsets[i + 1] = offsets[i] + (trial == 0 ? (i == heads - 1 ? 3 : 0) : count(rng));
+      int64_t h = 0;
+      for (int64_t r = 0; r < offsets.back(); ++r) {
+        while (offsets[h + 1] <= r) ++h;  // linear scan: the head whose range holds r
+        INFO("heads=" << heads << " trial=" << trial << " r=" << r);
+        CHECK(cuda::kept_head_of_row(offsets.data(), heads, r) == h);
       }
     }
 }

@@ -35,12 +35,14 @@ __device__ __forceinline__ uint64_t pack_flags(uint32_t key, uint32_t T) {
 
 // Keys of one tile in blocked arrangement (thread i holds positions i*kItems ..); 0 pads past `valid`, below every
 // real key (real keys are >= 0x007FFFFF, policies/score_key.hpp).
+// With nan_high == false a NaN's key is 0 too; pads still come after every real position, so the ordered
+// compaction never reaches them (at most `ties` keys == T are kept, and S >= n real ones precede the pads).
 __device__ __forceinline__ void tile_keys(const float* scores, int valid, typename Load::TempStorage& tmp,
-                                          uint32_t (&keys)[kItems]) {
+                                          uint32_t (&keys)[kItems], bool nan_high) {
   float v[kItems];
   Load(tmp).Load(scores, v, valid, 0.f);
 #pragma unroll
-  for (int j = 0; j < kItems; ++j) keys[j] = threadIdx.x * kItems + j < valid ? score_key(v[j]) : 0u;
+  for (int j = 0; j < kItems; ++j) keys[j] = threadIdx.x * kItems + j < valid ? score_key(v[j], nan_high) : 0u;
 }
 
 // Step 2 for one tile: `before` holds the tile's exclusive (above, ties) prefix counts, `offset` those of the
@@ -57,7 +59,8 @@ __device__ __forceinline__ void emit_kept(const uint32_t (&keys)[kItems], const 
 }
 
 // Block path: one block per head, S <= kSelectTile.
-__global__ void __launch_bounds__(kThreads) select_block_kernel(const float* scores, int S, int n, int32_t* out) {
+__global__ void __launch_bounds__(kThreads) select_block_kernel(const float* scores, int S, int n, int32_t* out,
+                                                                   bool nan_high) {
   using Sort = cub::BlockRadixSort<uint32_t, kThreads, kItems>;
   __shared__ union {
     typename Load::TempStorage load;
@@ -67,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) select_block_kernel(const float* sco
   __shared__ uint32_t threshold;
   const int64_t head = blockIdx.x;
   uint32_t keys[kItems], sorted[kItems];
-  tile_keys(scores + head * S, S, tmp.load, keys);
+  tile_keys(scores + head * S, S, tmp.load, keys, nan_high);
 #pragma unroll
   for (int j = 0; j < kItems; ++j) sorted[j] = keys[j];
   __syncthreads();
@@ -95,7 +98,7 @@ __global__ void radix_init_kernel(uint2* state, uint32_t* hist, uint32_t n) {
 
 // One pass: the histogram of the digit at `shift` over the head's candidates, one block per tile.
 __global__ void __launch_bounds__(kThreads) radix_hist_kernel(const float* scores, int64_t S, const uint2* state,
-                                                              uint32_t* hist, int shift) {
+                                                              uint32_t* hist, int shift, bool nan_high) {
   __shared__ uint32_t h[kRadixBins];
   const int64_t head = blockIdx.y, base = static_cast<int64_t>(blockIdx.x) * kSelectTile;
   h[threadIdx.x] = 0;
@@ -108,7 +111,7 @@ __global__ void __launch_bounds__(kThreads) radix_hist_kernel(const float* score
     const int64_t t = base + j * kThreads + threadIdx.x;
     uint32_t digit = kRadixBins;  // not a candidate
     if (t < S) {
-      const uint32_t key = score_key(s[t]);
+      const uint32_t key = score_key(s[t], nan_high);
       if (radix_candidate(key, prefix, shift)) digit = radix_digit(key, shift);
     }
     // Real scores share few digits (the exponent byte, 0/1 masks): one atomic per distinct digit per warp.
@@ -136,7 +139,7 @@ __global__ void __launch_bounds__(kRadixBins) radix_pick_kernel(uint2* state, ui
 
 // (above, ties) counts of every tile, for the tiles' output offsets.
 __global__ void __launch_bounds__(kThreads) tile_count_kernel(const float* scores, int64_t S, const uint2* state,
-                                                              uint64_t* tile_counts, int64_t tiles) {
+                                                              uint64_t* tile_counts, int64_t tiles, bool nan_high) {
   using Reduce = cub::BlockReduce<uint64_t, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int64_t head = blockIdx.y, base = static_cast<int64_t>(blockIdx.x) * kSelectTile;
@@ -146,7 +149,7 @@ __global__ void __launch_bounds__(kThreads) tile_count_kernel(const float* score
 #pragma unroll 4
   for (int j = 0; j < kItems; ++j) {
     const int64_t t = base + j * kThreads + threadIdx.x;
-    if (t < S) c += pack_flags(score_key(s[t]), T);
+    if (t < S) c += pack_flags(score_key(s[t], nan_high), T);
   }
   const uint64_t total = Reduce(tmp).Sum(c);
   if (threadIdx.x == 0) tile_counts[head * tiles + blockIdx.x] = total;
@@ -170,7 +173,7 @@ __global__ void __launch_bounds__(kThreads) tile_scan_kernel(uint64_t* tile_coun
 
 __global__ void __launch_bounds__(kThreads) tile_write_kernel(const float* scores, int64_t S, int64_t n,
                                                               const uint2* state, const uint64_t* tile_offsets,
-                                                              int64_t tiles, int32_t* out) {
+                                                              int64_t tiles, int32_t* out, bool nan_high) {
   __shared__ union {
     typename Load::TempStorage load;
     typename Scan::TempStorage scan;
@@ -179,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) tile_write_kernel(const float* score
   const uint2 st = state[head];
   const int valid = static_cast<int>(min(S - base, kSelectTile));
   uint32_t keys[kItems];
-  tile_keys(scores + head * S + base, valid, tmp.load, keys);
+  tile_keys(scores + head * S + base, valid, tmp.load, keys, nan_high);
   __syncthreads();
   uint64_t before[kItems];
 #pragma unroll
@@ -204,7 +207,7 @@ size_t select_topn_workspace_bytes(int64_t heads, int64_t S, SelectPath path) {
 }
 
 cudaError_t select_topn(const float* scores, int64_t heads, int64_t S, int64_t n, int32_t* out, void* workspace,
-                        size_t workspace_bytes, cudaStream_t stream, SelectPath path) {
+                        size_t workspace_bytes, cudaStream_t stream, SelectPath path, bool nan_high) {
   if (heads < 0 || S < 0 || S > INT_MAX) return cudaErrorInvalidValue;
   n = std::clamp<int64_t>(n, 0, S);
   if (heads == 0 || n == 0) return cudaSuccess;
@@ -212,7 +215,7 @@ cudaError_t select_topn(const float* scores, int64_t heads, int64_t S, int64_t n
   if (uses_block(S, path)) {
     if (heads > INT_MAX) return cudaErrorInvalidConfiguration;
     select_block_kernel<<<static_cast<unsigned>(heads), kThreads, 0, stream>>>(scores, static_cast<int>(S),
-                                                                                static_cast<int>(n), out);
+                                                                                static_cast<int>(n), out, nan_high);
     return cudaGetLastError();
   }
   if (workspace == nullptr || workspace_bytes < select_topn_workspace_bytes(heads, S, path))
@@ -227,12 +230,12 @@ cudaError_t select_topn(const float* scores, int64_t heads, int64_t S, int64_t n
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(heads));
   radix_init_kernel<<<static_cast<unsigned>(heads), kRadixBins, 0, stream>>>(state, hist, static_cast<uint32_t>(n));
   for (int shift = 32 - kRadixBits; shift >= 0; shift -= kRadixBits) {
-    radix_hist_kernel<<<grid, kThreads, 0, stream>>>(scores, S, state, hist, shift);
+    radix_hist_kernel<<<grid, kThreads, 0, stream>>>(scores, S, state, hist, shift, nan_high);
     radix_pick_kernel<<<static_cast<unsigned>(heads), kRadixBins, 0, stream>>>(state, hist, shift);
   }
-  tile_count_kernel<<<grid, kThreads, 0, stream>>>(scores, S, state, tile_counts, tiles);
+  tile_count_kernel<<<grid, kThreads, 0, stream>>>(scores, S, state, tile_counts, tiles, nan_high);
   tile_scan_kernel<<<static_cast<unsigned>(heads), kThreads, 0, stream>>>(tile_counts, tiles);
-  tile_write_kernel<<<grid, kThreads, 0, stream>>>(scores, S, n, state, tile_counts, tiles, out);
+  tile_write_kernel<<<grid, kThreads, 0, stream>>>(scores, S, n, state, tile_counts, tiles, out, nan_high);
   return cudaGetLastError();
 }
 

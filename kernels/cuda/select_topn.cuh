@@ -22,8 +22,10 @@ size_t select_topn_workspace_bytes(int64_t heads, int64_t S, SelectPath path = S
 // scores: (heads, S) float32, row-major, on the device. out: (heads, n) int32, head i's kept positions ascending
 // at out + i * n. n is clamped to [0, S]. Asynchronous on `stream`; returns the launch status
 // (cudaErrorInvalidValue for a too-small workspace or S beyond int32, cudaErrorInvalidConfiguration when
-// path == Block and S > kSelectTile).
+// path == Block and S > kSelectTile). nan_high: score_key's NaN order (true: NaN above every number, torch.topk;
+// false: NaN below every number, AdaKV's global prune).
 cudaError_t select_topn(const float* scores, int64_t heads, int64_t S, int64_t n, int32_t* out, void* workspace,
-                        size_t workspace_bytes, cudaStream_t stream, SelectPath path = SelectPath::Auto);
+                        size_t workspace_bytes, cudaStream_t stream, SelectPath path = SelectPath::Auto,
+                        bool nan_high = true);
 
 }  // namespace kvf::cuda

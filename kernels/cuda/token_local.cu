@@ -86,6 +86,31 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 }  // namespace
 
+cudaError_t knorm_scores(const float* keys, int64_t rows, int64_t d, float* scores, cudaStream_t stream) {
+  if (rows < 0 || d < 1 || d > 4096 || (rows > 0 && (!keys || !scores))) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  const size_t smem = kKnormRows * static_cast<size_t>(d + 1) * sizeof(float);
+  if (smem > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(knorm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+  }
+  const int64_t blocks = (rows + kKnormRows - 1) / kKnormRows;
+  if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  knorm_kernel<<<static_cast<unsigned>(blocks), kKnormRows, smem, stream>>>(keys, rows, static_cast<int>(d), scores);
+  return cudaGetLastError();
+}
+
+cudaError_t streaming_llm_scores(int64_t heads, int64_t S, int64_t n_sink, double compression_ratio, float* scores,
+                                 cudaStream_t stream) {
+  if (heads < 0 || S < 0 || (heads * S > 0 && !scores)) return cudaErrorInvalidValue;
+  if (heads * S == 0) return cudaSuccess;
+  int64_t lo = 0, hi = 0;
+  scorers::StreamingLLM::pruned_range(S, n_sink, compression_ratio, lo, hi);
+  streaming_llm_kernel<<<grid_for(heads * S, 256), 256, 0, stream>>>(heads * S, S, lo, hi, scores);
+  return cudaGetLastError();
+}
+
 int64_t token_local_kept(int64_t seq, double compression_ratio) {
   if (compression_ratio == 0.0) return seq;
   const int64_t n = n_kept(seq, compression_ratio);
@@ -115,23 +140,9 @@ cudaError_t run_token_local(const TokenLocalLayer& layer, const TokenLocalPress&
     return cudaGetLastError();
   }
   if (!out.scores) return cudaErrorInvalidValue;
-  if (press.scorer == TokenScorer::Knorm) {
-    const size_t smem = kKnormRows * static_cast<size_t>(d + 1) * sizeof(float);
-    if (smem > 48 * 1024) {
-      const cudaError_t e =
-          cudaFuncSetAttribute(knorm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-      if (e != cudaSuccess) return e;
-    }
-    const int64_t blocks = (heads * S + kKnormRows - 1) / kKnormRows;
-    if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
-    knorm_kernel<<<static_cast<unsigned>(blocks), kKnormRows, smem, stream>>>(layer.keys, heads * S,
-                                                                               static_cast<int>(d), out.scores);
-  } else {
-    int64_t lo = 0, hi = 0;
-    scorers::StreamingLLM::pruned_range(S, press.n_sink, press.compression_ratio, lo, hi);
-    streaming_llm_kernel<<<grid_for(heads * S, 256), 256, 0, stream>>>(heads * S, S, lo, hi, out.scores);
-  }
-  cudaError_t e = cudaGetLastError();
+  cudaError_t e = press.scorer == TokenScorer::Knorm
+                      ? knorm_scores(layer.keys, heads * S, d, out.scores, stream)
+                      : streaming_llm_scores(heads, S, press.n_sink, press.compression_ratio, out.scores, stream);
   if (e != cudaSuccess) return e;
   e = select_topn(out.scores, heads, S, n, out.positions, workspace, workspace_bytes, stream);
   if (e != cudaSuccess || n == 0) return e;

@@ -30,6 +30,13 @@ struct TokenLocalOutput {
   float* values = nullptr;       // (B*H*n, d)
 };
 
+// The scorers alone (used by the CudaExecutor framework, kernels/cuda/cuda_scorers.hpp). Asynchronous on `stream`.
+// knorm: scores[r] = Knorm::token_score(keys + r * d, d) for r < rows (keys: rows x d, any alignment).
+cudaError_t knorm_scores(const float* keys, int64_t rows, int64_t d, float* scores, cudaStream_t stream);
+// streaming_llm: (heads, S) scores StreamingLLM::slot_score for the applying press's ratio.
+cudaError_t streaming_llm_scores(int64_t heads, int64_t S, int64_t n_sink, double compression_ratio, float* scores,
+                                 cudaStream_t stream);
+
 // Positions kept per head: all of them at cr == 0, else compose/budget.hpp's n_kept (the topk selector).
 int64_t token_local_kept(int64_t seq, double compression_ratio);
 size_t token_local_workspace_bytes(const TokenLocalLayer& layer);

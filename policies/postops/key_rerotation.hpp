@@ -20,16 +20,17 @@ struct KeyRerotation {
   static constexpr std::string_view name = "key_rerotation";
   struct Params {};
 
+  // Rotates channel pair (c, c + half) of one key in place by delta positions (one CUDA lane per pair).
+  KVF_HOST_DEVICE static void rerotate_pair(float* k, int64_t half, int64_t c, float delta, const float* inv_freq) {
+    const float theta = delta * inv_freq[c];
+    const float cs = cosf(theta), sn = sinf(theta);
+    const float x1 = k[c], x2 = k[c + half];
+    k[c] = x1 * cs + -x2 * sn;
+    k[c + half] = x2 * cs + x1 * sn;
+  }
   // Rotates one key (d) in place by delta positions.
   KVF_HOST_DEVICE static void rerotate(float* k, int64_t d, float delta, const float* inv_freq) {
-    const int64_t half = d / 2;
-    for (int64_t c = 0; c < half; ++c) {
-      const float theta = delta * inv_freq[c];
-      const float cs = cosf(theta), sn = sinf(theta);
-      const float x1 = k[c], x2 = k[c + half];
-      k[c] = x1 * cs + -x2 * sn;
-      k[c + half] = x2 * cs + x1 * sn;
-    }
+    for (int64_t c = 0; c < d / 2; ++c) rerotate_pair(k, d / 2, c, delta, inv_freq);
   }
 
   static void apply(const Params&, const LayerInputs& in, const KeptSets& kept, float* keys, float*) {

@@ -1,0 +1,35 @@
+#pragma once
+// The query/attention scorers on the device with libtorch ops (cuBLAS GEMMs): the same math as the policies'
+// score_head (policies/scorers/*.hpp), whole layer at once. (B, H, S) float32 scores WITHOUT protection (the
+// executor applies Scorer::protect, as compose/score_layer.hpp does); the protected slots hold 0.
+// Part of kvf_cuda_torch: tensors and numbers only (no PressInputs, see device_ops.hpp).
+#include <cstdint>
+
+#include <ATen/Tensor.h>
+
+namespace kvf::cuda {
+
+// What the query-side scorers read besides keys/values (PressInputs' fields, on the keys' device).
+struct QueryInputs {
+  at::Tensor hidden_states;         // (B, T, hidden)
+  at::Tensor q_proj, q_bias, q_norm;  // (Hq*d, hidden); (Hq*d) or undefined; (d) or undefined
+  at::Tensor cos, sin;              // (B, R, d)
+  at::Tensor inv_freq;              // (d/2)
+  at::Tensor attentions;            // (B, Hq, T, S) or undefined
+  int64_t q_heads = 0;
+  double rms_norm_eps = 1e-6;
+};
+
+at::Tensor keydiff_scores(const at::Tensor& keys);
+at::Tensor snapkv_scores(const QueryInputs& q, const at::Tensor& keys, int64_t window_size, int64_t kernel_size);
+at::Tensor tova_scores(const QueryInputs& q, const at::Tensor& keys);
+at::Tensor observed_attention_scores(const QueryInputs& q, const at::Tensor& keys);
+struct ExpectedAttentionArgs {
+  int64_t n_future_positions = 512, n_sink = 4;
+  bool use_covariance = true, use_vnorm = true;
+  double epsilon = 0.0;
+};
+at::Tensor expected_attention_scores(const QueryInputs& q, const at::Tensor& keys, const at::Tensor& values,
+                                     const ExpectedAttentionArgs& a);
+
+}  // namespace kvf::cuda
