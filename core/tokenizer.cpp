@@ -413,9 +413,9 @@ void Tokenizer::Impl::encode_plain(std::string_view raw, std::vector<int32_t>& o
 }
 
 Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
-  if (spec.nfc) require_nfc(spec.source.empty() ? "tokenizer" : spec.source);
   impl_->spec = std::move(spec);
-  impl_->build();
+  impl_->build();  // its own validation errors first
+  if (impl_->spec.nfc) require_nfc(impl_->spec.source.empty() ? "tokenizer" : impl_->spec.source);
 }
 
 Tokenizer::~Tokenizer() = default;
