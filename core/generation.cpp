@@ -44,7 +44,7 @@ GenerationResult generate(const Model& model, KVCache& cache, const std::vector<
   r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   t0 = clock::now();
   for (int64_t step = 0; step < cfg.max_new_tokens; ++step) {
-    const int32_t next = pick_token(logits[0][-1], cfg, gen);
+    const int32_t next = pick_token(logits[0][-1].to(at::kCPU), cfg, gen);  // the CPU generator samples
     if (is_stop(next)) {
       r.stopped_on_eos = true;
       break;

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "core/error.hpp"
 
 namespace kvf {
@@ -12,32 +14,72 @@ int64_t nbytes(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(
 int64_t LayerCache::length() const {
   if (!ragged()) return keys.defined() ? keys.size(2) : 0;
   int64_t n = 0;
-  for (const auto& k : head_keys) n = std::max<int64_t>(n, k.size(0));
+  for (int64_t l : head_len) n = std::max(n, l);
   return n;
 }
 
 int64_t LayerCache::head_length(int64_t b, int64_t h) const {
   if (!ragged()) return length();
-  return head_keys.at(static_cast<size_t>(b * ragged_heads + h)).size(0);
+  return head_len.at(static_cast<size_t>(b * ragged_heads + h));
+}
+
+at::Tensor LayerCache::head_keys(int64_t i) const {
+  return packed_keys.narrow(0, head_start.at(static_cast<size_t>(i)), head_len.at(static_cast<size_t>(i)));
+}
+at::Tensor LayerCache::head_values(int64_t i) const {
+  return packed_values.narrow(0, head_start.at(static_cast<size_t>(i)), head_len.at(static_cast<size_t>(i)));
 }
 
 int64_t LayerCache::bytes() const {
-  int64_t n = nbytes(keys) + nbytes(values) + nbytes(keep_mask);
-  for (size_t i = 0; i < head_keys.size(); ++i) n += nbytes(head_keys[i]) + nbytes(head_values[i]);
-  return n;
+  return nbytes(keys) + nbytes(values) + nbytes(keep_mask) + nbytes(packed_keys) + nbytes(packed_values);
 }
+
+namespace {
+// Row indices (on `dev`) of rows [from[i], from[i] + n) of every head i, head after head.
+at::Tensor head_rows(const std::vector<int64_t>& from, int64_t n, const at::Device& dev) {
+  auto idx = at::empty({static_cast<int64_t>(from.size()) * n}, at::kLong);
+  int64_t* p = idx.data_ptr<int64_t>();
+  for (size_t i = 0; i < from.size(); ++i)
+    for (int64_t t = 0; t < n; ++t) *p++ = from[i] + t;
+  return idx.to(dev);
+}
+}  // namespace
 
 void LayerCache::append(const at::Tensor& k, const at::Tensor& v) {
   const int64_t B = k.size(0), H = k.size(1), T = k.size(2);
   if (ragged()) {
-    if (static_cast<int64_t>(head_keys.size()) != B * H) throw Error("cache: ragged layout has a different shape");
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < H; ++h) {
-        auto& hk = head_keys[static_cast<size_t>(b * H + h)];
-        auto& hv = head_values[static_cast<size_t>(b * H + h)];
-        hk = at::cat({hk, k[b][h]}, 0);
-        hv = at::cat({hv, v[b][h]}, 0);
+    const size_t heads = head_len.size();
+    if (static_cast<int64_t>(heads) != B * H) throw Error("cache: ragged layout has a different shape");
+    // In place only into storage this cache alone holds: a copied LayerCache (tensor handles, as the pipeline's
+    // prefill recording makes) must never see its rows change, so a shared one is regrown (copied) first.
+    bool fits = packed_keys.storage().use_count() == 1 && packed_values.storage().use_count() == 1;
+    for (size_t i = 0; i < heads; ++i) fits = fits && head_len[i] + T <= head_cap[i];
+    if (!fits) {
+      // Regrow every head with room for its next max(T, 64, len / 16) rows: amortised O(1) per appended row,
+      // and at most ~6 % (or 64 rows per head) of the cache held in reserve.
+      std::vector<int64_t> start(heads), cap(heads);
+      int64_t rows = 0;
+      for (size_t i = 0; i < heads; ++i) {
+        start[i] = rows;
+        cap[i] = head_len[i] + std::max<int64_t>({T, 64, head_len[i] / 16});
+        rows += cap[i];
       }
+      const int64_t D = packed_keys.size(1);
+      auto nk = at::empty({rows, D}, packed_keys.options()), nv = at::empty({rows, D}, packed_values.options());
+      for (size_t i = 0; i < heads; ++i) {  // one copy per head at a regrow, not per token
+        nk.narrow(0, start[i], head_len[i]).copy_(head_keys(static_cast<int64_t>(i)));
+        nv.narrow(0, start[i], head_len[i]).copy_(head_values(static_cast<int64_t>(i)));
+      }
+      packed_keys = nk, packed_values = nv;
+      head_start = std::move(start), head_cap = std::move(cap);
+    }
+    std::vector<int64_t> at_end(heads);
+    for (size_t i = 0; i < heads; ++i) at_end[i] = head_start[i] + head_len[i];
+    const auto rows = head_rows(at_end, T, packed_keys.device());
+    const int64_t D = packed_keys.size(1);
+    packed_keys.index_copy_(0, rows, k.reshape({B * H * T, D}).to(packed_keys.scalar_type()));
+    packed_values.index_copy_(0, rows, v.reshape({B * H * T, D}).to(packed_values.scalar_type()));
+    for (auto& l : head_len) l += T;
     return;
   }
   if (!keys.defined() || keys.size(2) == 0) {
@@ -52,13 +94,10 @@ void LayerCache::append(const at::Tensor& k, const at::Tensor& v) {
 
 void LayerCache::truncate(int64_t n) {
   if (n <= 0) return;
-  if (ragged()) {
-    for (size_t i = 0; i < head_keys.size(); ++i) {
-      const int64_t len = head_keys[i].size(0);
+  if (ragged()) {  // the rows stay as room for the next append
+    for (int64_t len : head_len)
       if (n > len) throw Error("cache: cannot drop " + std::to_string(n) + " entries from a head of " + std::to_string(len));
-      head_keys[i] = head_keys[i].narrow(0, 0, len - n).clone();
-      head_values[i] = head_values[i].narrow(0, 0, len - n).clone();
-    }
+    for (auto& len : head_len) len -= n;
     return;
   }
   const int64_t S = length();
@@ -70,14 +109,17 @@ void LayerCache::truncate(int64_t n) {
 
 void LayerCache::set_ragged(const at::Tensor& keys_packed, const at::Tensor& values_packed,
                             const std::vector<int64_t>& counts, int64_t heads) {
-  head_keys.clear();
-  head_values.clear();
   int64_t off = 0;
+  head_start.clear(), head_len.clear(), head_cap.clear();
   for (int64_t c : counts) {
-    head_keys.push_back(keys_packed.narrow(0, off, c).clone());
-    head_values.push_back(values_packed.narrow(0, off, c).clone());
+    head_start.push_back(off), head_len.push_back(c), head_cap.push_back(c);
     off += c;
   }
+  if (off != keys_packed.size(0) || off != values_packed.size(0))
+    throw Error("cache: ragged counts add up to " + std::to_string(off) + " rows, the packed tensors have " +
+                std::to_string(keys_packed.size(0)));
+  packed_keys = keys_packed.contiguous();
+  packed_values = values_packed.contiguous();
   ragged_heads = heads;
   keys = at::Tensor();
   values = at::Tensor();
@@ -105,11 +147,10 @@ KVCache KVCache::clone() const {
     d.keys = cl(s.keys);
     d.values = cl(s.values);
     d.keep_mask = cl(s.keep_mask);
+    d.packed_keys = cl(s.packed_keys);
+    d.packed_values = cl(s.packed_values);
+    d.head_start = s.head_start, d.head_len = s.head_len, d.head_cap = s.head_cap;
     d.ragged_heads = s.ragged_heads;
-    for (size_t j = 0; j < s.head_keys.size(); ++j) {
-      d.head_keys.push_back(s.head_keys[j].clone());
-      d.head_values.push_back(s.head_values[j].clone());
-    }
   }
   return c;
 }

@@ -18,19 +18,27 @@ struct LayerCache {
   at::Tensor keys;       // dense/masked: (B, Hkv, S, D)
   at::Tensor values;     // dense/masked: (B, Hkv, S, D)
   at::Tensor keep_mask;  // masked: (B, Hkv, S) bool, true = visible; undefined otherwise
-  std::vector<at::Tensor> head_keys, head_values;  // ragged: B*Hkv tensors (n_i, D), index b*Hkv + h
-  int64_t ragged_heads = 0;                         // Hkv of the ragged layout
+  // ragged: every (b, h)'s entries in one pair of (R, D) tensors. Head i = b*Hkv + h holds rows
+  // [head_start[i], head_start[i] + head_len[i]) in position order, with room up to head_cap[i] rows, so decoding
+  // appends one row per head in place (one index_copy_ for all heads) instead of re-concatenating every head.
+  at::Tensor packed_keys, packed_values;
+  std::vector<int64_t> head_start, head_len, head_cap;
+  int64_t ragged_heads = 0;  // Hkv of the ragged layout
 
-  bool ragged() const { return !head_keys.empty(); }
+  bool ragged() const { return packed_keys.defined(); }
   bool masked() const { return keep_mask.defined(); }
   int64_t length() const;        // slots per head (ragged: the longest head)
   int64_t head_length(int64_t b, int64_t h) const;
-  int64_t bytes() const;         // memory held (masked: the full dense cache plus the mask)
+  // Head (b, h)'s keys/values of a ragged cache: (head_len, D) views into the packed tensors.
+  at::Tensor head_keys(int64_t i) const;
+  at::Tensor head_values(int64_t i) const;
+  int64_t bytes() const;         // memory held (masked: the full dense cache plus the mask; ragged: with the room)
   // Appends new entries (B, Hkv, T, D) to every head, in any layout.
   void append(const at::Tensor& k, const at::Tensor& v);
   // Drops the last n entries of every head (the pipeline's reset between questions).
   void truncate(int64_t n);
-  // Installs a ragged layout from packed (total, D) rows, head after head, counts[b*Hkv + h] rows each.
+  // Installs a ragged layout from packed (total, D) rows, head after head, counts[b*Hkv + h] rows each (no room:
+  // the first append makes some).
   void set_ragged(const at::Tensor& keys_packed, const at::Tensor& values_packed, const std::vector<int64_t>& counts,
                   int64_t heads);
 };

@@ -2,6 +2,7 @@
 // Model: the Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) on libtorch.
 // RMSNorm, RoPE (rotate_half, llama3 scaling), GQA, SwiGLU, tied embeddings, q/k/v bias, q/k norm.
 // fp32 or bf16; batch >= 1 (sequences of one batch share their length); one dense KV cache per layer.
+#include <atomic>
 #include <cstdint>
 
 #include <ATen/Tensor.h>
@@ -18,6 +19,12 @@ struct ForwardOptions {
   LayerHook* hook = nullptr;  // called after each layer's attention
   bool last_logits_only = false;  // return (B, 1, V): prefill for generation needs only the last row
 };
+
+// Decode attention (one new token) over a ragged cache on an accelerator, installed by kernels/ when a fused
+// kernel is linked (kernels/cuda/ragged_decode.cuh); returns an undefined tensor to decline (the model then runs
+// its generic per-head path). q: (B, Hq, 1, D) post-RoPE; returns (B, Hq, 1, D).
+using RaggedDecodeKernel = at::Tensor (*)(const at::Tensor& q, const LayerCache& cache, double scale);
+std::atomic<RaggedDecodeKernel>& ragged_decode_kernel();
 
 class Model {
  public:

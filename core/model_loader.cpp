@@ -59,6 +59,7 @@ LoadedModel load_model(const std::string& spec, const LoadOptions& opts) {
     w = load_weights(gguf, m.config, opts.dtype, opts.progress);
     m.tokenizer = Tokenizer::from_gguf(gguf);
   }
+  w.to(opts.device);
   m.model = std::make_unique<Model>(m.config, std::move(w));
   return m;
 }

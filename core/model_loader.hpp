@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include "core/config.hpp"
@@ -18,6 +19,7 @@ namespace kvf {
 
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;  // where the weights (and so the caches) live: core/device.hpp parses "cuda"
   LoadProgress progress;  // called while tensors load
 };
 

@@ -116,7 +116,8 @@ class RecordingHook : public LayerHook {
     PrefilledLayer l;
     l.view = view;
     l.view.attentions = at::Tensor();
-    l.cache = cache;  // tensor handles: the cache is replaced, never written in place, by presses and appends
+    l.cache = cache;  // tensor handles: presses and appends replace the tensors (a ragged append writes in place
+                      // only into storage no other LayerCache holds), so the recording stays intact
     out_.push_back(std::move(l));
   }
 
@@ -164,8 +165,8 @@ int64_t PrefilledContext::bytes() const {
     add(l.cache.keys);
     add(l.cache.values);
     add(l.cache.keep_mask);
-    for (const auto& t : l.cache.head_keys) add(t);
-    for (const auto& t : l.cache.head_values) add(t);
+    add(l.cache.packed_keys);
+    add(l.cache.packed_values);
   }
   return n;
 }

@@ -80,6 +80,21 @@ int64_t ModelWeights::bytes() const {
   return n;
 }
 
+void ModelWeights::to(const at::Device& device) {
+  auto mv = [&](at::Tensor& t) {
+    if (t.defined() && t.device() != device) t = t.to(device);
+  };
+  const bool tied = lm_head.is_same(embed_tokens);
+  mv(embed_tokens);
+  mv(norm);
+  if (tied) lm_head = embed_tokens;
+  else mv(lm_head);
+  for (auto& L : layers)
+    for (auto* t : {&L.input_layernorm, &L.q_proj, &L.k_proj, &L.v_proj, &L.q_bias, &L.k_bias, &L.v_bias, &L.o_proj,
+                    &L.q_norm, &L.k_norm, &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj})
+      mv(*t);
+}
+
 ModelWeights load_weights(const SafetensorsCheckpoint& ckpt, const ModelConfig& cfg, at::ScalarType dtype,
                           const LoadProgress& progress) {
   const std::string src = "checkpoint '" + cfg.name + "'";

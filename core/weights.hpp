@@ -32,6 +32,8 @@ struct ModelWeights {
   at::Tensor lm_head;       // (vocab, hidden); same storage as embed_tokens when tied
   std::vector<LayerWeights> layers;
   int64_t bytes() const;
+  // Moves every tensor to `device` in place, tensor by tensor (a tied lm_head stays tied).
+  void to(const at::Device& device);
 };
 
 // Progress: (what, done, total) — called as tensors are loaded.

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/chat_template.hpp"
+#include "core/device.hpp"
 #include "core/error.hpp"
 
 namespace kvf::cli {
@@ -15,12 +16,17 @@ void ModelOptions::add_to(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--dtype", dtype, "compute dtype")->check(CLI::IsMember({"float32", "bfloat16"}))->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for libtorch (0 = all cores)")->capture_default_str();
+  app.add_option("--device", device,
+                 "where the model and its KV cache run: cpu, cuda or cuda:N (presses without a CUDA executor run on "
+                 "host copies)")
+      ->capture_default_str();
 }
 
 LoadedModel load_with_progress(const ModelOptions& o) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   LoadOptions lo;
   lo.dtype = o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  lo.device = parse_device(o.device);
   const auto path = resolve_model_path(o.model);
   std::fprintf(stderr, "loading %s\n", path.string().c_str());
   const auto t0 = std::chrono::steady_clock::now();
@@ -31,10 +37,11 @@ LoadedModel load_with_progress(const ModelOptions& o) {
   };
   auto m = load_model(path.string(), lo);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "loaded %s: %lld layers, %lld heads (%lld kv), %.1f MB of weights in %.2f s\n",
+  std::fprintf(stderr, "loaded %s: %lld layers, %lld heads (%lld kv), %.1f MB of weights on %s in %.2f s\n",
                m.config.name.c_str(), static_cast<long long>(m.config.num_hidden_layers),
                static_cast<long long>(m.config.num_attention_heads),
-               static_cast<long long>(m.config.num_key_value_heads), m.model->weights().bytes() / 1e6, s);
+               static_cast<long long>(m.config.num_key_value_heads), m.model->weights().bytes() / 1e6,
+               lo.device.str().c_str(), s);
   return m;
 }
 

@@ -13,6 +13,7 @@ struct ModelOptions {
   std::string model = "default";
   std::string dtype = "float32";
   int threads = 0;  // 0 = libtorch default
+  std::string device = "cpu";
   void add_to(CLI::App& app);
 };
 

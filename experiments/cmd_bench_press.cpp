@@ -9,12 +9,16 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/layer_snapshot.hpp"
+#include "core/rope.hpp"
+#include "experiments/eval/eval.hpp"
 #include "experiments/cli_common.hpp"
 #include "kernels/registry.hpp"
 
@@ -23,6 +27,11 @@ namespace {
 
 struct BenchPressOptions {
   std::string in;
+  int64_t synthetic_seq = 0;  // > 0: a random layer of --preset's attention shape instead of --in
+  std::string preset = "llama-3.1-8b";
+  std::string dtype = "float32";  // cache (keys/values) dtype of a synthetic layer
+  std::string device = "cpu";
+  uint64_t seed = 0;
   std::string press;
   double compression_ratio = 0.5;
   std::string backend = "both";
@@ -39,10 +48,54 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// A random layer with `cfg`'s attention shape, B = 1, S tokens (keys/values/hidden ~ N(0, 1), q_proj/o_proj
+// ~ N(0, 0.02), real RoPE tables), drawn on `dev`: what a GPU benchmark at 128k needs without a 2 GB snapshot file.
+std::unique_ptr<LayerSnapshot> synthetic_layer(const ModelConfig& cfg, int64_t S, at::ScalarType dt,
+                                               const at::Device& dev, uint64_t seed) {
+  at::manual_seed(seed);
+  auto snap = std::make_unique<LayerSnapshot>();
+  snap->config = cfg;
+  const int64_t hid = cfg.hidden_size, Hq = cfg.num_attention_heads, H = cfg.num_key_value_heads, d = cfg.head_dim;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(dev);
+  snap->weights.q_proj = at::randn({Hq * d, hid}, f32) * 0.02;
+  snap->weights.o_proj = at::randn({hid, Hq * d}, f32) * 0.02;
+  auto& v = snap->view;
+  v.layer = 0;
+  v.config = &snap->config;
+  v.weights = &snap->weights;
+  v.hidden_states = at::randn({1, S, hid}, f32).to(dt);
+  v.position_ids = at::arange(S, f32.dtype(at::kLong)).unsqueeze(0);
+  v.inv_freq = rope_inv_freq(cfg).to(dev);
+  std::tie(v.cos, v.sin) = rope_cos_sin(v.inv_freq, v.position_ids, dt);
+  snap->cache.keys = at::randn({1, H, S, d}, f32).to(dt);
+  snap->cache.values = at::randn({1, H, S, d}, f32).to(dt);
+  return snap;
+}
+
+// Moves a loaded snapshot's tensors to `dev` (its view keeps pointing at the snapshot's config and weights).
+void snapshot_to(LayerSnapshot& s, const at::Device& dev) {
+  for (at::Tensor* t : {&s.weights.q_proj, &s.weights.o_proj, &s.weights.q_bias, &s.weights.q_norm,
+                        &s.view.hidden_states, &s.view.position_ids, &s.view.cos, &s.view.sin, &s.view.inv_freq,
+                        &s.view.attentions, &s.cache.keys, &s.cache.values})
+    if (t->defined()) *t = t->to(dev);
+}
+
 void run_bench_press(const BenchPressOptions& o) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   auto press = press_registry().make(o.press, o.compression_ratio);
-  auto snap = load_layer_snapshot(o.in);
+  if (o.in.empty() == (o.synthetic_seq <= 0)) throw Error("bench-press: give exactly one of --in and --synthetic-seq");
+  const at::Device dev = parse_device(o.device);
+  std::unique_ptr<LayerSnapshot> snap;
+  if (o.synthetic_seq > 0) {
+    if (press->needs_attentions())
+      throw Error("press '" + press->spec() + "' needs attention weights, which a synthetic layer does not have");
+    snap = synthetic_layer(eval::preset_config(o.preset), o.synthetic_seq,
+                           o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, dev, o.seed);
+  } else {
+    snap = load_layer_snapshot(o.in);
+    snapshot_to(*snap, dev);
+  }
+  synchronize(dev);
   if (press->needs_attentions() && !snap->view.attentions.defined())
     throw Error("press '" + press->spec() + "' needs attention weights, but snapshot '" + o.in +
                 "' has no 'attentions' tensor (dump it with --attentions)");
@@ -55,12 +108,16 @@ void run_bench_press(const BenchPressOptions& o) {
   using clock = std::chrono::steady_clock;
   for (const auto& [name, backend] : backends) {
     int warm = 0;
-    for (; warm < o.warmup; ++warm) (void)press->compress(snap->view, snap->cache, backend);
+    for (; warm < o.warmup; ++warm) {
+      (void)press->compress(snap->view, snap->cache, backend);
+      synchronize(dev);
+    }
     std::vector<double> ms;
     int64_t kept = 0;
     auto timed = [&] {
       const auto t0 = clock::now();
       CompressResult r = press->compress(snap->view, snap->cache, backend);
+      synchronize(dev);
       kept = r.kept.total();
       return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
     };
@@ -79,7 +136,10 @@ void run_bench_press(const BenchPressOptions& o) {
                        {"kv_heads", H},             {"seq", S},
                        {"threads", at::get_num_threads()}, {"warmup", warm},
                        {"ms", med},                 {"runs_ms", ms},
-                       {"kept", kept},              {"entries", B * H * S}};
+                       {"kept", kept},              {"entries", B * H * S},
+                       {"device", dev.str()},
+                       {"native", press->has_device_executor(dev)},  // false: host copies on a GPU
+                       {"cache_dtype", std::string(c10::toString(snap->cache.keys.scalar_type()))}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%-10s %s  cr=%g  S=%lld: %.3f ms (median of %d", name.c_str(), press->spec().c_str(),
@@ -96,7 +156,18 @@ void run_bench_press(const BenchPressOptions& o) {
 void add_bench_press_command(CLI::App& app) {
   auto o = std::make_shared<BenchPressOptions>();
   auto* cmd = app.add_subcommand("bench-press", "Time a press's compression step on a layer snapshot");
-  cmd->add_option("--in", o->in, "layer snapshot (.safetensors, docs/formats.md)")->required();
+  cmd->add_option("--in", o->in, "layer snapshot (.safetensors, docs/formats.md)");
+  cmd->add_option("--synthetic-seq", o->synthetic_seq,
+                  "instead of --in: a random layer of this many tokens with --preset's attention shape")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--preset", o->preset, "shape of a synthetic layer: smollm2-135m | llama-3.2-1b | llama-3.1-8b | qwen3-4b")
+      ->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "cache dtype of a synthetic layer")
+      ->check(CLI::IsMember({"float32", "bfloat16"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of a synthetic layer")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu, cuda or cuda:N: where the layer lives and the press runs")
+      ->capture_default_str();
   cmd->add_option("--press", o->press, "press spec, e.g. snapkv(window_size=64) (see `kvforge presses`)")->required();
   cmd->add_option("--compression-ratio", o->compression_ratio, "fraction of the KV cache REMOVED, in [0, 1)")
       ->capture_default_str();

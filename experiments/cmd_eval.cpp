@@ -95,6 +95,8 @@ void add_bench_speed_command(CLI::App& app) {
   sm->add_option("--hf-config", o->hf_config, "a Hugging Face config.json (instead of a preset)");
   sm->add_option("--num-layers", o->num_layers, "override the layer count (0 = the config's)");
   sm->add_option("--dtype", o->dtype, "float32 | bfloat16")->capture_default_str();
+  sm->add_option("--device", o->device, "cpu, cuda or cuda:N (the model, its cache and the press run there)")
+      ->capture_default_str();
   sm->add_option("--threads", o->threads, "libtorch threads (0 = all cores)");
   sm->add_option("--lengths", o->lengths, "context lengths (tokens)")->delimiter(',')->capture_default_str();
   sm->add_option("--ratios", o->ratios, "compression ratios")->delimiter(',')->capture_default_str();

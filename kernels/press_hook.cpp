@@ -21,8 +21,9 @@ void apply_result(const CompressResult& r, LayerCache& cache, CacheMode mode) {
       for (int64_t j = k.offsets[i]; j < k.offsets[i + 1]; ++j) fp[j] = i * S + k.positions[j];
     auto keys = cache.keys.reshape({B * H * S, D}).clone();
     auto values = cache.values.reshape({B * H * S, D}).clone();
-    keys.index_copy_(0, flat_pos, r.keys.to(keys.scalar_type()));
-    values.index_copy_(0, flat_pos, r.values.to(values.scalar_type()));
+    flat_pos = flat_pos.to(keys.device());
+    keys.index_copy_(0, flat_pos, r.keys.to(keys.device(), keys.scalar_type()));
+    values.index_copy_(0, flat_pos, r.values.to(values.device(), values.scalar_type()));
     cache.keys = keys.view({B, H, S, D});
     cache.values = values.view({B, H, S, D});
     cache.keep_mask = cache.masked() ? cache.keep_mask.logical_and(mask) : mask;

@@ -11,6 +11,12 @@
 
 #include "compose/parallel.hpp"
 #include "core/error.hpp"
+#include "core/model.hpp"
+#include "kernels/build_config.hpp"
+#if KVF_HAVE_CUDA
+#include "kernels/cuda/ragged_decode_torch.hpp"
+#endif
+#include "kernels/runtime_press.hpp"
 
 namespace kvf {
 namespace {
@@ -29,6 +35,23 @@ const bool aten_pool_installed = [] {
   pool_runner().store(&aten_pool, std::memory_order_release);
   return true;
 }();
+
+#if KVF_HAVE_CUDA
+// Ragged caches come from presses, so the fused decode kernel is installed with them (core's model calls it).
+at::Tensor cuda_ragged_decode(const at::Tensor& q, const LayerCache& cache, double scale) {
+  if (!q.is_cuda() || q.scalar_type() != cache.packed_keys.scalar_type()) return {};
+  try {
+    return cuda::ragged_decode_attention(q, cache.packed_keys, cache.packed_values, cache.head_start, cache.head_len,
+                                         cache.ragged_heads, scale);
+  } catch (const Error&) {
+    return {};  // a shape the kernel does not take (d > 256, G > 8): the generic path
+  }
+}
+const bool ragged_decode_installed = [] {
+  ragged_decode_kernel().store(&cuda_ragged_decode, std::memory_order_release);
+  return true;
+}();
+#endif
 
 at::Tensor f32(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; }
 const float* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
@@ -52,6 +75,20 @@ PressInputs make_press_inputs(const LayerView& view, const LayerCache& cache) {
   p.attentions = f32(view.attentions);
   p.cache_dtype = cache.keys.scalar_type();
   return p;
+}
+
+PressInputs inputs_to_host(const PressInputs& in) {
+  PressInputs h = in;
+  for (at::Tensor* t : {&h.hidden_states, &h.keys, &h.values, &h.cos, &h.sin, &h.inv_freq, &h.q_proj, &h.q_bias,
+                        &h.q_norm, &h.o_proj, &h.attentions})
+    if (t->defined()) *t = t->to(at::kCPU).contiguous();
+  return h;
+}
+
+CompressResult result_to(CompressResult r, const at::Device& device) {
+  for (at::Tensor* t : {&r.scores, &r.keys, &r.values})
+    if (t->defined()) *t = t->to(device);
+  return r;
 }
 
 LayerInputs PressInputs::raw() const {

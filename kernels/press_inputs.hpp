@@ -26,6 +26,12 @@ struct PressInputs {
 
 PressInputs make_press_inputs(const LayerView& view, const LayerCache& cache);
 
+// The same inputs as host (CPU) tensors: the fallback of a press without an executor on the cache's device.
+PressInputs inputs_to_host(const PressInputs& in);
+struct CompressResult;
+// Moves a result's tensors to `device` (kept stays on the host).
+CompressResult result_to(CompressResult r, const at::Device& device);
+
 // An uninitialised float32 tensor for a compressed cache. Large ones are 2 MiB-aligned and advised as
 // transparent huge pages: a fresh 64 MiB cache otherwise costs ~16k page faults (plus zeroing), which is most of
 // a token-local press's compression time. Falls back to at::empty below 8 MiB.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <ATen/Tensor.h>
+#include <c10/core/Device.h>
 
 #include "compose/kept_sets.hpp"
 #include "core/hooks.hpp"
@@ -29,7 +30,11 @@ class RuntimePress {
   virtual bool needs_attentions() const = 0;
   // A top-level key_rerotation: the pipeline then continues questions at the compressed length (kvpress).
   virtual bool rerotates_positions() const = 0;
+  // Compresses one layer's cache wherever it lives; the result's tensors are on the cache's device (kept on the
+  // host). A GPU cache uses the press's CUDA executor (Fused) when it has one, else host copies.
   virtual CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const = 0;
+  // Whether Fused runs natively on `device` (false: host copies there and back).
+  virtual bool has_device_executor(const at::Device& device) const = 0;
 };
 
 }  // namespace kvf

@@ -9,10 +9,14 @@
 
 #include "compose/params.hpp"
 #include "core/error.hpp"
+#include "kernels/build_config.hpp"
 #include "kernels/cpu/executor.hpp"
 #include "kernels/press_inputs.hpp"
 #include "kernels/reference/reference.hpp"
 #include "kernels/registry.hpp"
+#if KVF_HAVE_CUDA
+#include "kernels/cuda/cuda_executors.hpp"
+#endif
 
 namespace kvf {
 
@@ -39,13 +43,37 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
   bool rerotates_positions() const override { return parse_spec(spec_).name == "key_rerotation"; }
   const Params& params() const { return params_; }
 
+  // Where each backend runs: a CPU cache on the host; a CUDA cache through the press's CUDA executor (Fused, when
+  // it has one) or else on host copies, with the result moved back to the cache's device.
+  bool has_device_executor(const at::Device& device) const override {
+#if KVF_HAVE_CUDA
+    if (device.is_cuda()) return cuda::CudaExecutor<PressT>::available;
+#endif
+    return device.is_cpu();
+  }
+
   CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const override {
     PressInputs in = make_press_inputs(view, cache);
     {
-      LayerInputs raw = in.raw();  // both backends reject bad input the same way
+      LayerInputs raw = in.raw();  // both backends (and devices) reject bad input the same way (shapes and
+                                   // presence only: on a GPU cache these are device pointers)
       raw.compression_ratio = params_.compression_ratio;
       Sc::validate(params_.scorer, raw);
     }
+    if (in.keys.is_cpu()) return compress_host(in, backend);
+#if KVF_HAVE_CUDA
+    if constexpr (cuda::CudaExecutor<PressT>::available) {
+      if (backend == Backend::Fused && in.keys.is_cuda()) {
+        in.compression_ratio = params_.compression_ratio;
+        return cuda::CudaExecutor<PressT>::run(params_, in);
+      }
+    }
+#endif
+    return result_to(compress_host(inputs_to_host(in), backend), in.keys.device());
+  }
+
+  // Both backends on host (CPU) tensors.
+  CompressResult compress_host(const PressInputs& in, Backend backend) const {
     if (backend == Backend::Reference) return Reference<PressT>::run(params_, in);
     PressOutput out;
     CompressResult r;

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/config.hpp"
+
 namespace kvf {
 class Tokenizer;
 }
@@ -222,6 +224,7 @@ struct SpeedMemoryOptions {
   std::string hf_config;                // a config.json (overrides preset)
   int64_t num_layers = 0;               // > 0: override the layer count (e.g. the 8B shape with 2 layers)
   std::string dtype = "float32";
+  std::string device = "cpu";           // cpu | cuda[:N]: where the model and its cache run
   int64_t threads = 0;
   std::vector<int64_t> lengths = {512, 1024, 2048};
   std::vector<double> ratios = {0.0, 0.25, 0.5, 0.75};
@@ -234,4 +237,6 @@ struct SpeedMemoryOptions {
 };
 // Returns the CSV text (also written atomically to opts.out when set).
 std::string bench_speed_memory(const SpeedMemoryOptions& opts);
+// The config of a named random-weight preset: smollm2-135m | llama-3.2-1b | llama-3.1-8b | qwen3-4b.
+ModelConfig preset_config(const std::string& name);
 }  // namespace kvf::eval
