@@ -171,6 +171,7 @@ def cmd_press(a):
     timer = Timer(dev)
     model = bp.make_model(max(seqs), a.seed, device=dev, dtype=dt)
     stop = False
+    failed = 0
     for S in seqs:
         need_attn = [p for p in presses if p["needs_attentions"]]
         with_attn = bool(need_attn) and bp.attn_gb(S) < a.attn_limit_gb
@@ -180,6 +181,7 @@ def cmd_press(a):
             log(f"capture of S={S} failed: {type(e).__name__}: {e}")
             for p in presses:
                 out.row(dict(v, press=p["shape"], S=S, ratio=cr, note=f"capture failed: {type(e).__name__}"))
+            failed += len(presses)
             continue
         attn_full = cap.pop("attentions", None)
         if attn_full is not None:
@@ -202,6 +204,7 @@ def cmd_press(a):
                                           attn_full if p["needs_attentions"] else None, timer, a))
                 except Exception as e:  # noqa: BLE001
                     row["note"] = f"failed: {type(e).__name__}: {str(e)[:200]}"
+                    failed += 1
                     if dev.startswith("cuda"):
                         torch.cuda.empty_cache()
             out.row(row)
@@ -213,7 +216,8 @@ def cmd_press(a):
             torch.cuda.empty_cache()
         if stop:
             break
-    log(f"wrote {a.out} ({time.perf_counter() - t_start:.0f} s)")
+    log(f"wrote {a.out} ({time.perf_counter() - t_start:.0f} s); {failed} cells failed")
+    return 1 if failed else 0
 
 
 def time_press(runner, cap, attn, timer, a):
@@ -280,7 +284,7 @@ def cmd_kvforge(a):
     log(f"{len(presses)} presses, S {seqs}, ratio {cr}, {a.dtype} on {a.device}, {len(joined)} kvpress rows to join")
     t_start = time.perf_counter()
     speedups = []
-    done = 0
+    done = failed = timed_out = 0
     for S in seqs:
         for p in presses:
             spec, _, _ = spec_for(p, cr)
@@ -302,6 +306,7 @@ def cmd_kvforge(a):
                     res = subprocess.run(cmd, capture_output=True, text=True, timeout=min(a.cell_timeout_s, left))
                     if res.returncode != 0:
                         row["note"] = f"kvforge failed ({res.returncode}): {res.stderr.strip()[-300:]}"
+                        failed += 1
                     else:
                         by = {r["backend"]: r for r in map(json.loads, res.stdout.splitlines())}
                         f, ref = by["fused"], by["reference"]
@@ -314,17 +319,20 @@ def cmd_kvforge(a):
                         done += 1
                 except subprocess.TimeoutExpired:
                     row["note"] = f"timed out after {min(a.cell_timeout_s, left):.0f} s"
+                    timed_out += 1
                 row["note"] = (row.get("note", "") + f" (cell {time.perf_counter() - t0:.1f} s)").strip()
             out.row(row)
             log(f"S={S} {spec}: fused {fmt(row.get('fused_ms'))} ms, reference {fmt(row.get('reference_ms'))} ms, "
                 f"kvpress {fmt(row.get('kvpress_ms'))} ms {row.get('note', '')}")
-    print(f"press cells measured: {done}; with a kvpress time: {len(speedups)}")
+    print(f"press cells measured: {done}; with a kvpress time: {len(speedups)}; failed: {failed}; over "
+          f"--cell-timeout-s: {timed_out}")
     if speedups:
         xs = sorted(s for s, _, _ in speedups)
         worst = min(speedups)
         print(f"summary: fused vs kvpress on {a.device}: median {statistics.median(xs):.2f}x, worst {worst[0]:.2f}x "
               f"({worst[1]} S={worst[2]}), cells >= 10x: {sum(1 for x in xs if x >= 10)} of {len(xs)}")
     log(f"wrote {a.out} ({time.perf_counter() - t_start:.0f} s)")
+    return 1 if failed else 0  # a cell over its time limit is a result (noted), not a failure
 
 
 # ---------------------------------------------------------------------------------------------------- e2e
@@ -367,6 +375,7 @@ def cmd_e2e(a):
     ids = torch.randint(cfg.vocab_size, (1, context), generator=g).to(dev)
     cls = {"knorm": kvpress.KnormPress, "snapkv": kvpress.SnapKVPress}[a.press]
     t_start = time.perf_counter()
+    failed = 0
     for r in a.ratios:
         row = dict(v, framework="transformers+kvpress", press=a.press, ratio=r, context=context, decode_tokens=ntok,
                    layers=layers, dtype=a.dtype, device=dev, weights_mib=weights / 2**20)
@@ -403,12 +412,14 @@ def cmd_e2e(a):
                 row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
         except Exception as e:  # noqa: BLE001 (out of memory, an API change: record it and go on)
             row["note"] = f"failed: {type(e).__name__}: {str(e)[:200]}"
+            failed += 1
         del cache
         gc.collect()
         out.row(row)
         log(f"ratio {r}: prefill {fmt(row.get('prefill_s'))} s, decode {fmt(row.get('decode_tok_s'))} tok/s, peak "
             f"{fmt(row.get('peak_mib'))} MiB, KV {fmt(row.get('kv_cache_mib'))} MiB {row.get('note', '')}")
     log(f"wrote {a.out} ({time.perf_counter() - t_start:.0f} s)")
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------------------------------- selftest

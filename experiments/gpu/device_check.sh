@@ -19,20 +19,23 @@
 # Exit status 0 only when every step passed.
 #
 # Steps, each under its own `timeout` and under one deadline for the whole script (KVF_GPUCHECK_DEADLINE_S, 500 s:
-# a step that would start with too little time left is skipped and says so). Estimates for the 16-core H200 machine
-# (the build's from the dry run here, scaled by cores; the GPU steps' from the sizes, not yet measured):
+# a step that would start with too little time left is skipped and says so), in this order. Estimates for the
+# 16-core H200 machine; none of them measured there yet. The build's: the clean dry build here took 566 s on 2 shared
+# cores at load ~5.5 (74 jobs, 1143 s of job time, i.e. ~400 core-seconds uncontended); critical path torch PCH ->
+# registry_wrappers.cpp -> link, ~60-70 s uncontended, so ~90 s on 14 cores. The GPU steps': from their sizes.
 #   info + wheels          ~10 s   (limit  60)
 #   configure              ~30 s   (limit  90)
-#   build                  ~150 s  (limit 240)  on cores 0..n-3, while kvpress runs pinned to the last 2 cores:
-#     kvpress e2e          ~60 s   (limit 120)  bench_kvpress_gpu.py e2e, 128k, ratio 0 and 0.5 (knorm)
-#     kvpress press        ~120 s  (limit 150)  bench_kvpress_gpu.py press, median of 3 (the GPU is otherwise idle
-#                                               during the build; the tests wait for both)
-#   [gpu] tests            ~60 s   (limit 120)  kvf_test_select + every test binary with [gpu] cases
+#   build                  ~90 s   (limit 240)  on cores 0..n-3, while kvpress runs pinned to the last 2 cores:
+#     kvpress e2e          ~60 s   (limit 120)  bench_kvpress_gpu.py e2e, 128k, ratio 0 and 0.5 (knorm): 2 prefills
+#                                               of ~10-15 s (8B, 128k, sdpa), 32 decode tokens, model init
+#     kvpress press        ~100 s  (limit 150, budget 130)  bench_kvpress_gpu.py press, median of 3; the GPU is
+#                                               otherwise idle during the build; the tests wait for both (~190 s)
+#   [gpu] tests            ~60 s   (limit 150 per binary)  kvf_test_select + every test binary with [gpu] cases
 #   kvf_bench_cuda         ~10 s   (limit  45)
-#   kvforge bench-press    ~120 s  (what the deadline leaves, at most 150 s; 15 s per cell; S = 128k, 32k, 4k in
-#                                   that order, so a short budget drops the 4k cells first)
-#   speed-memory           ~80 s   (limit 2 x 60)  ratio 0, then 0.5
-#   total                  ~470 s
+#   speed-memory           ~70 s   (limit 2 x 90)  ratio 0, then 0.5
+#   kvforge bench-press    ~100 s  (what the deadline leaves, at most 150 s; 15 s per cell; ~0.5-1 s process start
+#                                   per cell; S = 128k, 32k, 4k in that order, so a short budget drops 4k cells first)
+#   total                  ~480 s  (deadline 500; with the machine's start, ~10 of the session's 15 device minutes)
 #
 # Environment:
 #   KVF_GPUCHECK_DRY=1        no GPU here: configure + build exactly as there (python3 = .venv/bin/python when it
