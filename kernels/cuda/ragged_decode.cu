@@ -166,6 +166,10 @@ cudaError_t ragged_decode_attention(const RaggedDecodeArgs& a, void* workspace, 
     return cudaErrorInvalidValue;
   if (workspace_bytes < ragged_decode_workspace_bytes(a) || (!workspace && workspace_bytes))
     return cudaErrorInvalidValue;
+  // Review fix: the split kernel runs the B*Hkv heads along grid.y (at most 65535) and the merge kernel B*Hq blocks
+  // along grid.x; say so instead of a launch failure.
+  if (a.batch * a.kv_heads > 65535 || a.batch * a.q_heads > INT32_MAX || a.max_len < 0)
+    return cudaErrorInvalidConfiguration;
   float* ws = static_cast<float*>(workspace);
   return a.type == CacheType::BF16 ? dispatch<__nv_bfloat16>(a, ws, stream) : dispatch<float>(a, ws, stream);
 }

@@ -26,6 +26,13 @@ at::Tensor ragged_decode_attention(const at::Tensor& q, const at::Tensor& keys, 
     throw Error("ragged decode: keys/values must be (R, d) with q's d");
   if (static_cast<int64_t>(start.size()) != B * kv_heads || len.size() != start.size())
     throw Error("ragged decode: start/len must have B * kv_heads entries");
+  // Review fix: the kernel reads rows [start[i], start[i] + len[i]) of keys/values unchecked; a layout that does not
+  // fit the packed tensors would read out of bounds on the device.
+  for (size_t i = 0; i < start.size(); ++i)
+    if (start[i] < 0 || len[i] < 0 || start[i] + len[i] > keys.size(0))
+      throw Error("ragged decode: head " + std::to_string(i) + "'s rows [" + std::to_string(start[i]) + ", " +
+                  std::to_string(start[i] + len[i]) + ") are not within the " + std::to_string(keys.size(0)) +
+                  " packed rows");
   const c10::cuda::CUDAGuard guard(q.device());
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   std::vector<int64_t> both(start);

@@ -44,6 +44,13 @@ __global__ void __launch_bounds__(kKnormRows) knorm_kernel(const float* keys, in
     scores[row0 + threadIdx.x] = scorers::Knorm::token_score(tile + threadIdx.x * stride, d);
 }
 
+// Knorm without staging, for rows too wide for the block's shared-memory tile (64 x (d + 1) floats beyond the
+// device's opt-in limit, ~227 KB on sm_90: d > ~900). Same function on the same floats, so the same scores.
+__global__ void knorm_direct_kernel(const float* keys, int64_t rows, int d, float* scores) {
+  const int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (r < rows) scores[r] = scorers::Knorm::token_score(keys + r * d, d);
+}
+
 __global__ void streaming_llm_kernel(int64_t total, int64_t S, int64_t lo, int64_t hi, float* scores) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
@@ -90,13 +97,23 @@ cudaError_t knorm_scores(const float* keys, int64_t rows, int64_t d, float* scor
   if (rows < 0 || d < 1 || d > 4096 || (rows > 0 && (!keys || !scores))) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   const size_t smem = kKnormRows * static_cast<size_t>(d + 1) * sizeof(float);
-  if (smem > 48 * 1024) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(knorm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (e != cudaSuccess) return e;
-  }
   const int64_t blocks = (rows + kKnormRows - 1) / kKnormRows;
   if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+  if (smem > 48 * 1024) {
+    // Review fix: d <= 4096 is accepted, but 64 x (d + 1) floats exceed the opt-in shared memory per block for
+    // d > ~900 (cudaFuncSetAttribute then fails): such rows are scored from global memory instead.
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+    if (smem > static_cast<size_t>(optin)) {
+      knorm_direct_kernel<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, stream>>>(keys, rows,
+                                                                                          static_cast<int>(d), scores);
+      return cudaGetLastError();
+    }
+    e = cudaFuncSetAttribute(knorm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != cudaSuccess) return e;
+  }
   knorm_kernel<<<static_cast<unsigned>(blocks), kKnormRows, smem, stream>>>(keys, rows, static_cast<int>(d), scores);
   return cudaGetLastError();
 }
