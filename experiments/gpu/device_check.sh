@@ -112,8 +112,11 @@ finish() {
 
 # ---- device and software
 {
-  echo "kvforge device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
-    git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), dry=$dry quick=$quick"
+  rev="? (no git repository: the device tool copies the working tree)"
+  if git rev-parse --short HEAD >/dev/null 2>&1; then
+    rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')
+  fi
+  echo "kvforge device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $rev, dry=$dry quick=$quick"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm \
     --format=csv,noheader 2>&1 | head -2 || echo "no nvidia-smi"
   echo "cpu: $ncpu cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), build jobs $jobs"
