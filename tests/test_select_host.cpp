@@ -171,3 +171,198 @@ TEST_CASE("select: a packed kept row's head (kept_head_of_row) on ragged offsets
       }
     }
 }
+
+// ---- host parts of the wrapper executors (kernels/cuda/cuda_granularity_executors.hpp) and of lagkv ----------
+
+#include "kernels/cuda/chunk_layout.hpp"
+#include "policies/granularity/chunk.hpp"
+#include "policies/granularity/chunkkv.hpp"
+#include "policies/scorers/lagkv.hpp"
+
+namespace {
+
+// lagkv.hpp's add_states_score / score_head before the KVF_HOST_DEVICE split (verbatim but for the exp, which is
+// a parameter: the split replaced std::exp by LagKV::softmax_exp, the one exp host and device share).
+void legacy_add_states_score(const float* X, int64_t d, int64_t lag, int64_t n_part, float* work, float* p,
+                             float (*expf_)(float)) {
+  float* mn = work;
+  float* mx = work + d;
+  float* s = work + 2 * d;
+  for (int64_t i = 0; i + 1 < n_part; ++i) {
+    const float* ref = X + (i + 1) * lag * d;
+    for (int64_t c = 0; c < d; ++c) mn[c] = mx[c] = ref[c];
+    for (int64_t u = 1; u < lag; ++u)
+      for (int64_t c = 0; c < d; ++c) {
+        const float v = ref[u * d + c];
+        mn[c] = (std::isnan(v) || v < mn[c]) ? v : mn[c];
+        mx[c] = (std::isnan(v) || v > mx[c]) ? v : mx[c];
+      }
+    float* z = p + i * lag;
+    float m = -INFINITY;
+    for (int64_t t = 0; t < lag; ++t)
+      m = std::max(m, s[t] = scorers::LagKV::token_spread(X + (i * lag + t) * d, mn, mx, d));
+    float sum = 0.f;
+    for (int64_t t = 0; t < lag; ++t) sum += (s[t] = expf_(s[t] - m));
+    for (int64_t t = 0; t < lag; ++t) z[t] += 0.5f * (s[t] / sum);
+  }
+}
+void legacy_lagkv_head(const scorers::LagKV::Params& p, const float* K, const float* V, int64_t S, int64_t d,
+                       float (*expf_)(float), float* out) {
+  const int64_t lag = p.lag_size, sink = p.n_sink;
+  if (S < sink + 2 * lag) {
+    for (int64_t t = 0; t < S; ++t)
+      out[t] = t < sink ? 1.f : static_cast<float>(t - sink) / static_cast<float>(S - sink);
+    return;
+  }
+  const int64_t n_part = (S - sink) / lag, end = sink + n_part * lag, scored = (n_part - 1) * lag;
+  std::vector<float> q(static_cast<size_t>(scored), 0.f), work(static_cast<size_t>(2 * d + lag));
+  legacy_add_states_score(K + sink * d, d, lag, n_part, work.data(), q.data(), expf_);
+  legacy_add_states_score(V + sink * d, d, lag, n_part, work.data(), q.data(), expf_);
+  for (int64_t t = 0; t < sink; ++t) out[t] = 1.f;
+  for (int64_t t = end - lag; t < S; ++t) out[t] = 1.f;
+  if (p.cross_scoring) {
+    std::copy(q.begin(), q.end(), out + sink);
+    return;
+  }
+  std::vector<int32_t> order(static_cast<size_t>(lag));
+  for (int64_t i = 0; i + 1 < n_part; ++i) {
+    const float* qi = q.data() + i * lag;
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [qi](int32_t x, int32_t y) {
+      const bool nx = std::isnan(qi[x]), ny = std::isnan(qi[y]);
+      return nx != ny ? ny : (!nx && qi[x] < qi[y]);
+    });
+    for (int64_t r = 0; r < lag; ++r) out[sink + i * lag + order[r]] = static_cast<float>(r) / static_cast<float>(lag);
+  }
+}
+float portable_exp(float x) { return scorers::LagKV::softmax_exp(x); }
+
+int64_t ulp_distance(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  if (ia < 0) ia = static_cast<int32_t>(0x80000000u - static_cast<uint32_t>(ia));
+  if (ib < 0) ib = static_cast<int32_t>(0x80000000u - static_cast<uint32_t>(ib));
+  return std::abs(static_cast<int64_t>(ia) - static_cast<int64_t>(ib));
+}
+
+}  // namespace
+
+TEST_CASE("wrappers: chunk / chunkkv budget layouts equal the CPU granularities' arithmetic", "[select]") {
+  for (const int64_t S : {1, 2, 7, 19, 20, 21, 64, 1000, 1023, 1024, 1025, 4097, 40000, 131072})
+    for (const int64_t C : {1, 3, 5, 16, 20, 1024, 4096, 1 << 30})
+      for (const double cr : {0.0, 0.1, 0.25, 0.5, 0.8, 0.9, 0.99}) {
+        INFO("S=" << S << " C=" << C << " cr=" << cr);
+        // granularity::Chunk::run's per-head total, chunk by chunk.
+        int64_t total = 0, chunks = 0;
+        for (int64_t i = 0; i < S; i += C, ++chunks) total += granularity::Chunk::chunk_kept(std::min(C, S - i), cr);
+        const cuda::ChunkLayout l = cuda::chunk_layout(S, C, cr);
+        CHECK(l.total == total);
+        CHECK(l.n_full + (l.rem > 0) == chunks);
+        if (l.n_full > 0) CHECK(l.per_full == granularity::Chunk::chunk_kept(C, cr));
+        if (l.rem > 0) CHECK(l.per_rem == granularity::Chunk::chunk_kept(l.rem, cr));
+        // granularity::ChunkKV::run's chunk count and kept chunks.
+        const cuda::ChunkKVLayout k = cuda::chunkkv_layout(S, C, cr);
+        const int64_t n_full = S / C, n_chunks = n_full + (S % C > 0 ? 1 : 0);
+        CHECK(k.n_full == n_full);
+        CHECK(k.n_chunks == n_chunks);
+        CHECK(k.n == std::min(granularity::ChunkKV::chunks_kept(n_chunks, cr), n_chunks));
+      }
+}
+
+TEST_CASE("wrappers: chunk_order_key sorts chunk means in ChunkKV's order (NaN first, larger, earlier)", "[select]") {
+  std::mt19937 rng(5);
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const double pool[] = {0.0, -0.0, 1.0, -1.0, inf, -inf, nan, -nan, 1e-310, -1e-310, 0.5, 0.5000000000000001,
+                         std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest()};
+  std::uniform_int_distribution<int> pick(0, static_cast<int>(std::size(pool)) - 1);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int kind = 0; kind < 4; ++kind)
+    for (const int n : {1, 2, 17, 300}) {
+      std::vector<double> cs(static_cast<size_t>(n));
+      for (auto& x : cs) x = kind == 0 ? pool[pick(rng)] : kind == 1 ? std::round(normal(rng)) : kind == 2 ? 0.25 : normal(rng);
+      // ChunkKV::run's comparator (total: ties by chunk index).
+      std::vector<int32_t> want(static_cast<size_t>(n));
+      std::iota(want.begin(), want.end(), 0);
+      std::sort(want.begin(), want.end(), [&](int32_t a, int32_t b) {
+        const bool na = std::isnan(cs[a]), nb = std::isnan(cs[b]);
+        if (na != nb) return na;
+        if (!na && cs[a] != cs[b]) return cs[a] > cs[b];
+        return a < b;
+      });
+      std::vector<int32_t> got(want.size());
+      std::iota(got.begin(), got.end(), 0);
+      std::stable_sort(got.begin(), got.end(), [&](int32_t a, int32_t b) {
+        return cuda::chunk_order_key(cs[a]) < cuda::chunk_order_key(cs[b]);
+      });
+      INFO("kind=" << kind << " n=" << n);
+      CHECK(got == want);
+    }
+}
+
+TEST_CASE("lagkv: the KVF_HOST_DEVICE split computes the previous score_head (with the shared exp)", "[select]") {
+  // Same floats as the verbatim previous algorithm once its std::exp is the shared softmax_exp: the refactor
+  // changed nothing else. Random, +-0, constant-channel (NaN spreads) and NaN/inf inputs, both cross_scoring modes.
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (int kind = 0; kind < 4; ++kind)
+    for (const int64_t S : {19, 20, 37, 300})
+      for (const bool cross : {false, true}) {
+        const int64_t d = 8;
+        const scorers::LagKV::Params p{.n_sink = 4, .lag_size = 8, .cross_scoring = cross};
+        std::vector<float> K(static_cast<size_t>(S * d)), V(K.size());
+        for (size_t i = 0; i < K.size(); ++i) {
+          K[i] = normal(rng), V[i] = normal(rng);
+          if (kind == 1 && i / d % 3 == 0) K[i] = (i % 2) ? 0.f : -0.f, V[i] = (i % 2) ? -0.f : 0.f;
+          if (kind == 2 && i % d == 3) K[i] = 1.f;  // a constant channel: 0 / 0
+          if (kind == 3 && i % 29 == 0) K[i] = (i % 2) ? INFINITY : std::numeric_limits<float>::quiet_NaN();
+        }
+        LayerInputs in;
+        in.batch = 1, in.q_heads = 1, in.kv_heads = 1, in.seq = in.seq_stride = S, in.head_dim = d;
+        in.keys = K.data(), in.values = V.data();
+        Scratch ws;
+        std::vector<float> got(static_cast<size_t>(S)), want(got.size());
+        scorers::LagKV::score_head(p, in, 0, 0, ws, got.data());
+        legacy_lagkv_head(p, K.data(), V.data(), S, d, portable_exp, want.data());
+        INFO("kind=" << kind << " S=" << S << " cross=" << cross);
+        CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+      }
+}
+
+TEST_CASE("lagkv: softmax_exp is within 2 ulp of std::exp and exact on the special values", "[select]") {
+  int64_t worst = 0;
+  for (float x = -110.f; x <= 89.f; x += 0.000917f) {
+    const float a = scorers::LagKV::softmax_exp(x), b = std::exp(x);
+    if (b < std::numeric_limits<float>::min()) {  // subnormal results: an absolute bound
+      CHECK(std::abs(a - b) <= 4e-45f);
+      continue;
+    }
+    worst = std::max(worst, ulp_distance(a, b));
+  }
+  WARN("softmax_exp vs std::exp: worst " << worst << " ulp on [-110, 89]");
+  CHECK(worst <= 2);
+  CHECK(scorers::LagKV::softmax_exp(0.f) == 1.f);
+  CHECK(scorers::LagKV::softmax_exp(-0.f) == 1.f);
+  CHECK(scorers::LagKV::softmax_exp(-INFINITY) == 0.f);
+  CHECK(scorers::LagKV::softmax_exp(INFINITY) == INFINITY);
+  CHECK(std::isnan(scorers::LagKV::softmax_exp(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(scorers::LagKV::softmax_exp(-200.f) == 0.f);
+}
+
+TEST_CASE("lagkv: rank_in_partition is the stable sort's rank (NaN last, -0 == +0, ties by position)", "[select]") {
+  std::mt19937 rng(13);
+  for (int kind = 0; kind < 5; ++kind)
+    for (const int64_t lag : {1, 2, 8, 128}) {
+      const std::vector<float> q = adversarial(kind, lag, rng);
+      std::vector<int32_t> order(static_cast<size_t>(lag));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {  // LagKV::score_head's comparator
+        const bool nx = std::isnan(q[x]), ny = std::isnan(q[y]);
+        return nx != ny ? ny : (!nx && q[x] < q[y]);
+      });
+      for (int64_t r = 0; r < lag; ++r) {
+        INFO("kind=" << kind << " lag=" << lag << " r=" << r);
+        CHECK(scorers::LagKV::rank_in_partition(q.data(), lag, order[r]) == r);
+      }
+    }
+}

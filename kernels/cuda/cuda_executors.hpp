@@ -6,4 +6,5 @@
 // CudaPostOp<Po> (cuda_postops.hpp), composed per granularity; a press whose parts are not all available keeps the
 // primary template (available = false) and TypedPress runs it on host copies.
 #include "kernels/cuda/cuda_executor.hpp"
-#include "kernels/cuda/cuda_token_executor.hpp"  // granularity::Token
+#include "kernels/cuda/cuda_token_executor.hpp"        // granularity::Token
+#include "kernels/cuda/cuda_granularity_executors.hpp"  // granularity::Chunk, ChunkKV, Block (token-local)

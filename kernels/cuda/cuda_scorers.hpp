@@ -12,9 +12,11 @@
 #include "compose/score_layer.hpp"
 #include "kernels/cuda/device_ops.hpp"
 #include "kernels/cuda/device_scorers.hpp"
+#include "kernels/cuda/device_wrappers.hpp"
 #include "kernels/press_inputs.hpp"
 #include "policies/scorers/expected_attention.hpp"
 #include "policies/scorers/keydiff.hpp"
+#include "policies/scorers/lagkv.hpp"
 #include "policies/scorers/knorm.hpp"
 #include "policies/scorers/observed_attention.hpp"
 #include "policies/scorers/random.hpp"
@@ -70,6 +72,16 @@ struct CudaScorer<scorers::Random> {
     std::vector<float> s(static_cast<size_t>(raw.batch * raw.kv_heads * raw.seq));
     score_layer<scorers::Random>(p, raw, s.data());  // reads only the shape (no Protect)
     return at::from_blob(s.data(), {raw.batch, raw.kv_heads, raw.seq}, at::kFloat).to(in.keys.device());
+  }
+};
+
+// Kernels evaluating LagKV's own KVF_HOST_DEVICE pieces in the CPU's order (press_kernels.cu): bitwise the CPU's
+// scores, so the per-partition ranks agree.
+template <>
+struct CudaScorer<scorers::LagKV> {
+  static constexpr bool available = true;
+  static at::Tensor score(const scorers::LagKV::Params& p, const PressInputs& in, const LayerInputs&) {
+    return lagkv_scores(in.keys, in.values, p.n_sink, p.lag_size, p.cross_scoring);
   }
 };
 

@@ -27,18 +27,6 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// Pre-RoPE queries of hidden rows [t0, t0 + rows): (B, Hq, rows, d) (query_states.hpp's prerope_queries).
-at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t d) {
-  const at::Tensor h = on(q.hidden_states, like).narrow(1, t0, rows);
-  const int64_t B = h.size(0), Hq = q.q_heads;
-  at::Tensor x = at::matmul(h, on(q.q_proj, like).t());
-  if (q.q_bias.defined()) x = x + on(q.q_bias, like);
-  x = x.view({B, rows, Hq, d});
-  if (q.q_norm.defined())
-    x = on(q.q_norm, like) * (x * at::rsqrt(x.pow(2).mean(-1, true) + q.rms_norm_eps));
-  return x.permute({0, 2, 1, 3}).contiguous();
-}
-
 // The last w window queries, rotated with the last w rows of cos/sin: (B, Hq, w, d).
 at::Tensor window_queries(const QueryInputs& q, const at::Tensor& keys, int64_t w) {
   const int64_t d = keys.size(3), T = q.hidden_states.size(1), R = q.cos.size(1);
@@ -55,6 +43,19 @@ void require_queries(const QueryInputs& q, const at::Tensor& keys, const char* w
 }
 
 }  // namespace
+
+// Pre-RoPE queries of hidden rows [t0, t0 + rows): (B, Hq, rows, d) (query_states.hpp's prerope_queries).
+at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t d) {
+  const at::Tensor h = on(q.hidden_states, like).narrow(1, t0, rows);
+  const int64_t B = h.size(0), Hq = q.q_heads;
+  at::Tensor x = at::matmul(h, on(q.q_proj, like).t());
+  if (q.q_bias.defined()) x = x + on(q.q_bias, like);
+  x = x.view({B, rows, Hq, d});
+  if (q.q_norm.defined())
+    x = on(q.q_norm, like) * (x * at::rsqrt(x.pow(2).mean(-1, true) + q.rms_norm_eps));
+  return x.permute({0, 2, 1, 3}).contiguous();
+}
+
 
 at::Tensor keydiff_scores(const at::Tensor& keys) {
   require_keys(keys);

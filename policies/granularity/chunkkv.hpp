@@ -15,6 +15,7 @@
 
 #include "compose/budget.hpp"
 #include "compose/concepts.hpp"
+#include "compose/host_device.hpp"
 #include "compose/params.hpp"
 #include "compose/score_layer.hpp"
 
@@ -30,6 +31,14 @@ struct ChunkKV {
 
   // max(1, int((n_full + [rem > 0]) * (1 - cr)))
   static int64_t chunks_kept(int64_t n_chunks, double cr) { return std::max<int64_t>(1, n_kept(n_chunks, cr)); }
+
+  // Position t of batch row b summed over the heads first (kvpress: scores.sum(dim=1)), in the scores' dtype, heads
+  // in order (the CUDA executor calls it too: kernels/cuda/press_kernels.cu).
+  KVF_HOST_DEVICE static float head_sum(const float* scores, int64_t H, int64_t S, int64_t b, int64_t t) {
+    float hs = 0.f;
+    for (int64_t h = 0; h < H; ++h) hs += scores[(b * H + h) * S + t];
+    return hs;
+  }
 
   template <class Sc, class Se>
   static void run(const Params& gp, const typename Sc::Params& sp, const typename Se::Params& selp,
@@ -53,9 +62,7 @@ struct ChunkKV {
         const int64_t t0 = j * C, t1 = j < n_full ? t0 + C : S;
         double acc = 0.0;
         for (int64_t t = t0; t < t1; ++t) {
-          float hs = 0.f;  // sum over heads first (kvpress: scores.sum(dim=1)), in the scores' dtype
-          for (int64_t h = 0; h < H; ++h) hs += scores[static_cast<size_t>((b * H + h) * S + t)];
-          acc += hs;
+          acc += head_sum(scores.data(), H, S, b, t);
         }
         chunk_score[static_cast<size_t>(j)] = acc / static_cast<double>(t1 - t0);
       }

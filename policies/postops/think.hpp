@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "compose/concepts.hpp"
+#include "compose/host_device.hpp"
 #include "compose/params.hpp"
 #include "compose/parallel.hpp"
 #include "core/error.hpp"
@@ -71,16 +72,26 @@ struct ThinK {
     return qn;
   }
 
+  // The pruning order of channels: smaller score first, a NaN after every number, ties (-0 == +0, NaN == NaN) to
+  // the lower channel. A strict total order; shared with the CUDA post-op (kernels/cuda/press_kernels.cu).
+  KVF_HOST_DEVICE static bool channel_before(const float* score, int64_t a, int64_t b) {
+    const bool na = score[a] != score[a], nb = score[b] != score[b];
+    if (na != nb) return nb;
+    if (!na && score[a] != score[b]) return score[a] < score[b];
+    return a < b;
+  }
+  // Channel c is pruned iff fewer than m channels come before it (its index in the order above is < m).
+  KVF_HOST_DEVICE static bool channel_pruned(const float* score, int64_t d, int64_t m, int64_t c) {
+    int64_t r = 0;
+    for (int64_t a = 0; a < d; ++a) r += channel_before(score, a, c);
+    return r < m;
+  }
+
   // The m channels with the smallest score (NaN never, ties to the lower channel), ascending.
   static void smallest_channels(const float* score, int64_t d, int64_t m, std::vector<int32_t>& out) {
     out.resize(static_cast<size_t>(d));
     std::iota(out.begin(), out.end(), 0);
-    auto before = [score](int32_t a, int32_t b) {
-      const bool na = std::isnan(score[a]), nb = std::isnan(score[b]);
-      if (na != nb) return nb;
-      if (!na && score[a] != score[b]) return score[a] < score[b];
-      return a < b;
-    };
+    auto before = [score](int32_t a, int32_t b) { return channel_before(score, a, b); };
     std::nth_element(out.begin(), out.begin() + m, out.end(), before);
     out.resize(static_cast<size_t>(m));
     std::sort(out.begin(), out.end());

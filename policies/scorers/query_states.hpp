@@ -69,6 +69,14 @@ KVF_HOST_DEVICE inline void rope_in_place(float* x, const float* cos, const floa
   }
 }
 
+// Channel c of rope_in_place(x) (x unchanged): the same two products and one add/sub, so the same float.
+KVF_HOST_DEVICE inline float rope_channel(const float* x, const float* cos, const float* sin, int64_t d, int64_t c) {
+  const int64_t half = d / 2;
+  if (c < half) return x[c] * cos[c] - x[c + half] * sin[c];
+  if (c < 2 * half) return x[c] * cos[c] + x[c - half] * sin[c];
+  return x[c];  // odd d: the last channel is not rotated
+}
+
 KVF_HOST_DEVICE inline float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.f;
   for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
