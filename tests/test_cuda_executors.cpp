@@ -12,8 +12,16 @@
 #include <random>
 
 #include "compose/score_layer.hpp"
+#include "core/error.hpp"
 #include "kernels/cuda/cuda_executors.hpp"
+#include "policies/granularity/block.hpp"
+#include "policies/granularity/chunk.hpp"
+#include "policies/granularity/chunkkv.hpp"
 #include "policies/granularity/token.hpp"
+#include "policies/postops/think.hpp"
+#include "policies/scorers/lagkv.hpp"
+#include "policies/scorers/query_states.hpp"
+#include "policies/selection.hpp"
 
 using namespace kvf;
 using namespace kvf::cudatest;
@@ -24,6 +32,9 @@ using selectors::AdaKV;
 using selectors::PerLayer;
 using selectors::PyramidKV;
 using selectors::TopK;
+using granularity::Block;
+using granularity::Chunk;
+using granularity::ChunkKV;
 using granularity::Token;
 
 // Adversarial (B, H, S) scores: 0 all equal, 1 +-0, 2 specials (+-inf, NaN, +-0, 1, FLT_MAX), 3 few distinct
@@ -80,10 +91,20 @@ std::function<std::string(const TestLayer&, double)> runner(std::function<void(t
     set(p);
     p.compression_ratio = cr;
     PressOutput out;
-    CpuExecutor<P>::run(p, L.host.raw(), out);
-    const HostResult want = host_result(std::move(out));
     PressInputs in = L.gpu;
     in.compression_ratio = cr;
+    try {
+      CpuExecutor<P>::run(p, L.host.raw(), out);
+    } catch (const Error& e) {  // e.g. a chunk too short for the scorer: the GPU must refuse it the same way
+      try {
+        cuda::CudaExecutor<P>::run(p, in);
+      } catch (const Error& g) {
+        return std::string(g.what()) == e.what() ? std::string() : "gpu error '" + std::string(g.what()) +
+                                                                     "' vs cpu error '" + e.what() + "'";
+      }
+      return "the cpu refused (" + std::string(e.what()) + ") but the gpu ran";
+    }
+    const HostResult want = host_result(std::move(out));
     const HostResult got = host_result(cuda::CudaExecutor<P>::run(p, in));
     return compare(got, want, L.host.keys.size(2), L.host.keys.size(3), tol);
   };
@@ -147,6 +168,67 @@ std::vector<Case> cases() {
                                                                  {.token_local = true, .tol = rerot}));
   v.push_back(make_case<Press<StreamingLLM, TopK, Token, KeyRerotation>>(
       "key_rerotation(streaming_llm(n_sink=4))", [](auto&) {}, {.token_local = true, .min_seq = 5, .tol = rerot_exact}));
+  // Granularities (chunk's per-chunk path: streaming_llm, snapkv; token-local: knorm), think, lagkv.
+  using postops::ThinK;
+  auto chunked = [](int64_t C) {
+    Tolerance t;
+    t.chunk_length = C;
+    return t;
+  };
+  v.push_back(make_case<Press<Knorm, TopK, Chunk>>("chunk(knorm, chunk_length=16)",
+                                                  [](auto& p) { p.granularity.chunk_length = 16; },
+                                                  {.token_local = true}));
+  v.push_back(make_case<Press<Knorm, TopK, Chunk>>("chunk(knorm, chunk_length=1000)",
+                                                  [](auto& p) { p.granularity.chunk_length = 1000; },
+                                                  {.token_local = true}));
+  v.push_back(make_case<Press<StreamingLLM, TopK, Chunk>>(
+      "chunk(streaming_llm(n_sink=4), chunk_length=64)", [](auto& p) { p.granularity.chunk_length = 64; },
+      {.min_seq = 5, .tol = exact}));
+  v.push_back(make_case<Press<SnapKV, TopK, Chunk>>("chunk(snapkv(window_size=8), chunk_length=256)",
+                                                   [](auto& p) {
+                                                     p.scorer.window_size = 8;
+                                                     p.granularity.chunk_length = 256;
+                                                   },
+                                                   {.odd_head_dim_ok = false, .min_seq = 9}));
+  v.push_back(make_case<Press<Knorm, TopK, ChunkKV>>("chunkkv(knorm, chunk_length=5)",
+                                                    [](auto& p) { p.granularity.chunk_length = 5; },
+                                                    {.token_local = true, .tol = chunked(5)}));
+  v.push_back(make_case<Press<Knorm, TopK, ChunkKV>>("chunkkv(knorm, chunk_length=1024)",
+                                                    [](auto& p) { p.granularity.chunk_length = 1024; },
+                                                    {.token_local = true, .tol = chunked(1024)}));
+  v.push_back(make_case<Press<SnapKV, TopK, ChunkKV>>("chunkkv(snapkv(window_size=8), chunk_length=20)",
+                                                     [](auto& p) {
+                                                       p.scorer.window_size = 8;
+                                                       p.granularity.chunk_length = 20;
+                                                     },
+                                                     {.odd_head_dim_ok = false, .min_seq = 9, .tol = chunked(20)}));
+  v.push_back(make_case<Press<Knorm, TopK, Block>>("block(knorm, block_size=8)",
+                                                  [](auto& p) { p.granularity.block_size = 8; },
+                                                  {.token_local = true}));
+  v.push_back(make_case<Press<Knorm, TopK, Block>>("block(knorm)", [](auto&) {}, {.token_local = true}));
+  v.push_back(make_case<Press<Knorm, TopK, Token, ThinK>>("think(knorm, key_channel_compression_ratio=0.5, window_size=8)",
+                                                         [](auto& p) {
+                                                           std::get<0>(p.post).key_channel_compression_ratio = 0.5;
+                                                           std::get<0>(p.post).window_size = 8;
+                                                         },
+                                                         {.token_local = true}));
+  v.push_back(make_case<Press<SnapKV, TopK, Token, ThinK>>(
+      "think(snapkv(window_size=8), key_channel_compression_ratio=0.25)",
+      [](auto& p) {
+        p.scorer.window_size = 8;
+        std::get<0>(p.post).key_channel_compression_ratio = 0.25;
+      },
+      {.odd_head_dim_ok = false, .min_seq = 9}));
+  v.push_back(make_case<Press<LagKV, TopK, Token>>("lagkv(n_sink=4, lag_size=8)",
+                                                  [](auto& p) { p.scorer.lag_size = 8; },
+                                                  {.token_local = true, .tol = exact}));
+  v.push_back(make_case<Press<LagKV, TopK, Token>>("lagkv", [](auto&) {}, {.token_local = true, .tol = exact}));
+  v.push_back(make_case<Press<LagKV, TopK, Token>>("lagkv(lag_size=16, cross_scoring=true)",
+                                                  [](auto& p) {
+                                                    p.scorer.lag_size = 16;
+                                                    p.scorer.cross_scoring = true;
+                                                  },
+                                                  {.token_local = true, .tol = exact}));
   return v;
 }
 
@@ -262,4 +344,74 @@ TEST_CASE("cuda executors: adversarial layers (ties, +-0 rows, +-inf keys)", "[g
         }
       }
     }
+}
+
+// ---- host checks of what the new device paths rely on (no GPU needed) ------------------------------------------
+
+TEST_CASE("cuda executors: ThinK::channel_pruned picks smallest_channels' channels (NaN, +-0, ties)", "[gpu][cuda]") {
+  std::mt19937 rng(21);
+  for (int kind = 0; kind < 5; ++kind)
+    for (const int64_t d : {1, 7, 16, 128})
+      for (int64_t m = 0; m <= d; m += std::max<int64_t>(1, d / 5)) {
+        const std::vector<float> s = adversarial_scores(kind, d, rng);
+        std::vector<int32_t> want;
+        postops::ThinK::smallest_channels(s.data(), d, m, want);
+        std::vector<int32_t> got;
+        for (int64_t c = 0; c < d; ++c)
+          if (postops::ThinK::channel_pruned(s.data(), d, m, c)) got.push_back(static_cast<int32_t>(c));
+        INFO("kind=" << kind << " d=" << d << " m=" << m);
+        CHECK(got == want);
+      }
+}
+
+TEST_CASE("cuda executors: rope_channel is rope_in_place channel by channel, bitwise", "[gpu][cuda]") {
+  std::mt19937 rng(22);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (const int64_t d : {1, 2, 7, 8, 64, 129}) {
+    std::vector<float> x(static_cast<size_t>(d)), cs(x.size()), sn(x.size());
+    for (int64_t c = 0; c < d; ++c) x[c] = normal(rng), cs[c] = normal(rng), sn[c] = normal(rng);
+    std::vector<float> y = x;
+    scorers::detail::rope_in_place(y.data(), cs.data(), sn.data(), d);
+    for (int64_t c = 0; c < d; ++c) {
+      const float v = scorers::detail::rope_channel(x.data(), cs.data(), sn.data(), d, c);
+      CHECK(std::memcmp(&v, &y[c], sizeof v) == 0);
+    }
+  }
+}
+
+TEST_CASE("cuda executors: block's token-local rounds keep top_n_positions' set (the CUDA block executor's premise)",
+          "[gpu][cuda]") {
+  // Block::run_token_local (stable merges, round by round) against one top-n over the layer's scores, on keys whose
+  // norms tie often (few distinct rows), have +-0 rows, or are random.
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::uniform_int_distribution<int> few(0, 2);
+  for (int kind = 0; kind < 3; ++kind)
+    for (const int64_t S : {1, 7, 64, 1000})
+      for (const int64_t bs : {1, 3, 8, 128, 5000})
+        for (const double cr : {0.1, 0.25, 0.5, 0.9}) {
+          const int64_t B = 2, H = 2, d = 4;
+          std::vector<float> K(static_cast<size_t>(B * H * S * d));
+          for (size_t i = 0; i < K.size(); ++i)
+            K[i] = kind == 0 ? static_cast<float>(few(rng)) : kind == 1 ? ((i / d) % 2 ? 0.f : -0.f) : normal(rng);
+          LayerInputs in;
+          in.batch = B, in.q_heads = H, in.kv_heads = H, in.seq = in.seq_stride = S, in.head_dim = d;
+          in.keys = K.data(), in.values = K.data();
+          in.compression_ratio = cr;
+          const SelectContext ctx{B, H, S, 0, 1, cr, 0};
+          std::vector<float> scores;
+          KeptSets kept;
+          Block::run<scorers::Knorm, TopK>({bs}, {}, {}, in, ctx, scores, kept);
+          const int64_t n = std::clamp<int64_t>(n_kept(S, cr), 0, S);
+          std::vector<float> ls(static_cast<size_t>(B * H * S));
+          score_layer<scorers::Knorm>({}, in, ls.data());
+          TopNScratch idx;
+          std::vector<int32_t> top(static_cast<size_t>(n));
+          for (int64_t i = 0; i < B * H; ++i) {
+            top_n_positions(ls.data() + i * S, S, n, idx, top.data());
+            INFO("kind=" << kind << " S=" << S << " bs=" << bs << " cr=" << cr << " head=" << i);
+            CHECK(std::vector<int32_t>(kept.positions.begin() + kept.offsets[i],
+                                       kept.positions.begin() + kept.offsets[i + 1]) == top);
+          }
+        }
 }

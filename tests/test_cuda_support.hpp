@@ -128,12 +128,66 @@ struct Tolerance {
   bool exact_scores = false;  // bitwise-equal scores required (streaming_llm, random)
   bool head_wise = false;     // counts may move between the heads of a batch row (adakv)
   bool keys_exact = true;     // false after key_rerotation (device cosf/sinf): close where the head's set agrees
+  int64_t chunk_length = 0;   // chunkkv: kept sets compared per batch row as chunk sets, swaps judged by chunk means
 };
 
 inline bool close(double a, double b, double rtol, double atol) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
   if (a == b) return true;
   return std::abs(a - b) <= atol + rtol * std::abs(b);
+}
+
+// chunkkv's chunk score on the host: the mean over chunk j's positions of the head-summed scores (ChunkKV::run).
+inline double chunk_mean(const std::vector<float>& scores, int64_t H, int64_t S, int64_t C, int64_t b, int64_t j) {
+  const int64_t t0 = j * C, t1 = std::min(t0 + C, S);
+  double acc = 0.0;
+  for (int64_t t = t0; t < t1; ++t) {
+    float hs = 0.f;
+    for (int64_t h = 0; h < H; ++h) hs += scores[static_cast<size_t>((b * H + h) * S + t)];
+    acc += hs;
+  }
+  return acc / static_cast<double>(t1 - t0);
+}
+
+// chunkkv (S >= chunk_length): every head of a batch row keeps the same whole chunks; the chunks kept on one side
+// only must have near-equal chunk means (computed from the CPU's scores). "" when they agree.
+inline std::string compare_chunks(const HostResult& got, const HostResult& want, int64_t S, const Tolerance& tol) {
+  const int64_t C = tol.chunk_length, H = want.kept.heads;
+  for (int64_t b = 0; b < want.kept.batch; ++b) {
+    auto chunks_of = [&](const KeptSets& k, std::vector<int64_t>& out) -> std::string {
+      const int32_t* p0 = k.begin(b, 0);
+      const int64_t n0 = k.count(b, 0);
+      for (int64_t h = 1; h < H; ++h)
+        if (k.count(b, h) != n0 || !std::equal(p0, p0 + n0, k.begin(b, h)))
+          return "heads of batch row " + std::to_string(b) + " keep different positions";
+      for (int64_t i = 0; i < n0; ++i) {
+        const int64_t j = p0[i] / C;
+        if (out.empty() || out.back() != j) out.push_back(j);
+      }
+      for (int64_t j : out) {  // whole chunks only
+        const int64_t len = std::min(j * C + C, S) - j * C;
+        if (std::count_if(p0, p0 + n0, [&](int32_t t) { return t / C == j; }) != len)
+          return "a partially kept chunk in batch row " + std::to_string(b);
+      }
+      return "";
+    };
+    std::vector<int64_t> cg, cw, og, ow;
+    if (std::string e = chunks_of(got.kept, cg); !e.empty()) return "gpu: " + e;
+    if (std::string e = chunks_of(want.kept, cw); !e.empty()) return "cpu: " + e;
+    if (cg.size() != cw.size()) return "batch row " + std::to_string(b) + " keeps a different number of chunks";
+    std::set_difference(cg.begin(), cg.end(), cw.begin(), cw.end(), std::back_inserter(og));
+    std::set_difference(cw.begin(), cw.end(), cg.begin(), cg.end(), std::back_inserter(ow));
+    std::vector<double> sg, sw;
+    for (int64_t j : og) sg.push_back(chunk_mean(want.scores, H, S, C, b, j));
+    for (int64_t j : ow) sw.push_back(chunk_mean(want.scores, H, S, C, b, j));
+    std::sort(sg.begin(), sg.end());
+    std::sort(sw.begin(), sw.end());
+    for (size_t i = 0; i < sg.size(); ++i)
+      if (!close(sg[i], sw[i], tol.score_rtol, tol.score_atol))
+        return "batch row " + std::to_string(b) + " keeps different chunks beyond ties: gpu-only mean " +
+               std::to_string(sg[i]) + " vs cpu-only mean " + std::to_string(sw[i]);
+  }
+  return "";
 }
 
 // "" when `got` (GPU) agrees with `want` (CPU executor): scores within tolerance (or bitwise), kept sets equal up to
@@ -166,6 +220,9 @@ inline std::string compare(const HostResult& got, const HostResult& want, int64_
   const KeptSets &G = got.kept, &W = want.kept;
   if (G.batch != W.batch || G.heads != W.heads || G.offsets.size() != W.offsets.size())
     return "kept sets have different (batch, heads)";
+  const bool by_chunks = tol.chunk_length > 0 && S >= tol.chunk_length && scored;
+  if (by_chunks)
+    if (std::string e = compare_chunks(got, want, S, tol); !e.empty()) return e;
   if (G.total() * d != static_cast<int64_t>(got.keys.size()) || G.total() * d != static_cast<int64_t>(got.values.size()))
     return "gpu keys/values do not hold kept.total() rows";
   auto score_of = [&](int64_t b, int64_t flat) -> double {  // flat = h * S + t within batch row b
@@ -210,7 +267,9 @@ inline std::string compare(const HostResult& got, const HostResult& want, int64_
       for (int32_t t : ow) only_w.push_back(h * S + t);
       total_g += ng;
       total_w += nw;
-      if (!tol.head_wise) {
+      if (by_chunks) {
+        only_g.clear(), only_w.clear(), total_g = total_w = 0;  // judged by compare_chunks
+      } else if (!tol.head_wise) {
         if (std::string e = check_group("head", h); !e.empty()) return e;
         only_g.clear(), only_w.clear(), total_g = total_w = 0;
       }
@@ -237,7 +296,7 @@ inline std::string compare(const HostResult& got, const HostResult& want, int64_
         ++i, ++j;
       }
     }
-    if (tol.head_wise)
+    if (tol.head_wise && !by_chunks)
       if (std::string e = check_group("batch row", -1); !e.empty()) return e;
   }
   return "";
