@@ -1,6 +1,7 @@
 #include "core/kv_cache.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 
@@ -9,6 +10,19 @@
 namespace kvf {
 namespace {
 int64_t nbytes(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
+
+// Room (positions) behind a dense (B, H, S, D) view whose storage is laid out (B, H, cap, D); S otherwise.
+int64_t dense_capacity(const at::Tensor& t) {
+  const int64_t D = t.size(3);
+  if (t.stride(3) != 1 || t.stride(2) != D || (t.size(0) > 1 && t.stride(0) != t.size(1) * t.stride(1))) return t.size(2);
+  return std::max(t.size(2), t.stride(1) / D);
+}
+
+// A dense cache's bytes with its room.
+int64_t dense_bytes(const at::Tensor& t) {
+  if (!t.defined()) return 0;
+  return t.size(0) * t.size(1) * dense_capacity(t) * t.size(3) * static_cast<int64_t>(t.element_size());
+}
 }  // namespace
 
 int64_t LayerCache::length() const {
@@ -31,7 +45,7 @@ at::Tensor LayerCache::head_values(int64_t i) const {
 }
 
 int64_t LayerCache::bytes() const {
-  return nbytes(keys) + nbytes(values) + nbytes(keep_mask) + nbytes(packed_keys) + nbytes(packed_values);
+  return dense_bytes(keys) + dense_bytes(values) + nbytes(keep_mask) + nbytes(packed_keys) + nbytes(packed_values);
 }
 
 namespace {
@@ -43,16 +57,38 @@ at::Tensor head_rows(const std::vector<int64_t>& from, int64_t n, const at::Devi
     for (int64_t t = 0; t < n; ++t) *p++ = from[i] + t;
   return idx.to(dev);
 }
+// Whether `store` may be written in place: no copied LayerCache holds the same handle.
+bool sole_owner(const at::Tensor& store) { return store.defined() && store.use_count() == 1; }
+
+// Appends (B, H, T, D) to a dense cache view: in place into the room behind it when it owns the storage, else
+// into a new (B, H, cap, D) storage with room for max(T, 256, S / 16) more positions (amortised O(1) per token
+// instead of transformers' re-concatenation of the whole cache at every step).
+void dense_append(at::Tensor& cache, at::Tensor& store, const at::Tensor& x) {
+  const int64_t S = cache.size(2), T = x.size(2);
+  if (sole_owner(store) && store.data_ptr() == cache.data_ptr() && S + T <= store.size(2)) {
+    store.narrow(2, S, T).copy_(x);
+  } else {
+    const int64_t B = cache.size(0), H = cache.size(1), D = cache.size(3);
+    store = at::empty({B, H, S + T + std::max<int64_t>({T, 256, S / 16}), D}, cache.options());
+    store.narrow(2, 0, S).copy_(cache);
+    store.narrow(2, S, T).copy_(x);
+  }
+  cache = store.narrow(2, 0, S + T);
+}
+
 }  // namespace
 
 void LayerCache::append(const at::Tensor& k, const at::Tensor& v) {
+  // As in Model::forward: views then do not pin their base (autograd view tracking would), so a store's handle
+  // count says exactly whether another LayerCache shares it.
+  c10::InferenceMode inference;
   const int64_t B = k.size(0), H = k.size(1), T = k.size(2);
   if (ragged()) {
     const size_t heads = head_len.size();
     if (static_cast<int64_t>(heads) != B * H) throw Error("cache: ragged layout has a different shape");
     // In place only into storage this cache alone holds: a copied LayerCache (tensor handles, as the pipeline's
     // prefill recording makes) must never see its rows change, so a shared one is regrown (copied) first.
-    bool fits = packed_keys.storage().use_count() == 1 && packed_values.storage().use_count() == 1;
+    bool fits = sole_owner(packed_keys) && sole_owner(packed_values);
     for (size_t i = 0; i < heads; ++i) fits = fits && head_len[i] + T <= head_cap[i];
     if (!fits) {
       // Regrow every head with room for its next max(T, 64, len / 16) rows: amortised O(1) per appended row,
@@ -83,11 +119,11 @@ void LayerCache::append(const at::Tensor& k, const at::Tensor& v) {
     return;
   }
   if (!keys.defined() || keys.size(2) == 0) {
-    keys = k.contiguous();
+    keys = k.contiguous();  // a prefill: exactly its size (room comes with the first decoding step)
     values = v.contiguous();
   } else {
-    keys = at::cat({keys, k}, 2);
-    values = at::cat({values, v}, 2);
+    dense_append(keys, key_store, k.to(keys.scalar_type()));
+    dense_append(values, value_store, v.to(values.scalar_type()));
   }
   if (masked()) keep_mask = at::cat({keep_mask, at::ones({B, H, T}, keep_mask.options())}, 2);
 }
@@ -102,9 +138,16 @@ void LayerCache::truncate(int64_t n) {
   }
   const int64_t S = length();
   if (n > S) throw Error("cache: cannot drop " + std::to_string(n) + " entries from " + std::to_string(S));
-  keys = keys.narrow(2, 0, S - n).contiguous();
-  values = values.narrow(2, 0, S - n).contiguous();
+  keys = keys.narrow(2, 0, S - n);  // the dropped positions stay as room for the next append
+  values = values.narrow(2, 0, S - n);
   if (masked()) keep_mask = keep_mask.narrow(2, 0, S - n).contiguous();
+}
+
+void LayerCache::set_dense(const at::Tensor& k, const at::Tensor& v) {
+  keys = k, values = v;
+  key_store = value_store = keep_mask = packed_keys = packed_values = at::Tensor();
+  head_start.clear(), head_len.clear(), head_cap.clear();
+  ragged_heads = 0;
 }
 
 void LayerCache::set_ragged(const at::Tensor& keys_packed, const at::Tensor& values_packed,
@@ -121,8 +164,7 @@ void LayerCache::set_ragged(const at::Tensor& keys_packed, const at::Tensor& val
   packed_keys = keys_packed.contiguous();
   packed_values = values_packed.contiguous();
   ragged_heads = heads;
-  keys = at::Tensor();
-  values = at::Tensor();
+  keys = values = key_store = value_store = at::Tensor();
   keep_mask = at::Tensor();
 }
 

@@ -15,8 +15,13 @@
 namespace kvf {
 
 struct LayerCache {
-  at::Tensor keys;       // dense/masked: (B, Hkv, S, D)
-  at::Tensor values;     // dense/masked: (B, Hkv, S, D)
+  // dense/masked: (B, Hkv, S, D), possibly views of key_store/value_store, (B, Hkv, cap, D) tensors with room for
+  // cap - S more positions: decoding appends in place (core/kv_cache.cpp) when this cache alone holds the store
+  // (a copied LayerCache shares the handles, so the original then regrows instead). bytes() counts the room.
+  // Tensors taken from `keys` may see rows past a truncate() change; LayerCache copies never do.
+  at::Tensor keys;
+  at::Tensor values;
+  at::Tensor key_store, value_store;  // undefined until the first append after a prefill or a press
   at::Tensor keep_mask;  // masked: (B, Hkv, S) bool, true = visible; undefined otherwise
   // ragged: every (b, h)'s entries in one pair of (R, D) tensors. Head i = b*Hkv + h holds rows
   // [head_start[i], head_start[i] + head_len[i]) in position order, with room up to head_cap[i] rows, so decoding
@@ -33,6 +38,8 @@ struct LayerCache {
   at::Tensor head_keys(int64_t i) const;
   at::Tensor head_values(int64_t i) const;
   int64_t bytes() const;         // memory held (masked: the full dense cache plus the mask; ragged: with the room)
+  // Replaces the whole cache with dense (B, Hkv, S, D) keys/values (a press's uniform result).
+  void set_dense(const at::Tensor& k, const at::Tensor& v);
   // Appends new entries (B, Hkv, T, D) to every head, in any layout.
   void append(const at::Tensor& k, const at::Tensor& v);
   // Drops the last n entries of every head (the pipeline's reset between questions).

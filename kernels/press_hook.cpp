@@ -24,16 +24,14 @@ void apply_result(const CompressResult& r, LayerCache& cache, CacheMode mode) {
     flat_pos = flat_pos.to(keys.device());
     keys.index_copy_(0, flat_pos, r.keys.to(keys.device(), keys.scalar_type()));
     values.index_copy_(0, flat_pos, r.values.to(values.device(), values.scalar_type()));
-    cache.keys = keys.view({B, H, S, D});
-    cache.values = values.view({B, H, S, D});
-    cache.keep_mask = cache.masked() ? cache.keep_mask.logical_and(mask) : mask;
+    const at::Tensor visible = cache.masked() ? cache.keep_mask.logical_and(mask) : mask;
+    cache.set_dense(keys.view({B, H, S, D}), values.view({B, H, S, D}));
+    cache.keep_mask = visible;
     return;
   }
   if (k.uniform()) {
     const int64_t n = B * H ? k.count(0, 0) : 0;
-    cache.keys = r.keys.view({B, H, n, D}).contiguous();
-    cache.values = r.values.view({B, H, n, D}).contiguous();
-    cache.keep_mask = at::Tensor();
+    cache.set_dense(r.keys.view({B, H, n, D}).contiguous(), r.values.view({B, H, n, D}).contiguous());
     return;
   }
   std::vector<int64_t> counts(static_cast<size_t>(B * H));

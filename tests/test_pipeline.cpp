@@ -344,3 +344,74 @@ TEST_CASE("shared prefill: prefill_context + answer_questions == run_pipeline, b
   other.answer_prefix = "Answer:";
   CHECK_THROWS_AS(answer_questions(m, rec, nullptr, other), Error);
 }
+
+TEST_CASE("decoding appends in place only into storage a cache alone holds (dense and ragged)", "[cache][room]") {
+  at::manual_seed(3);
+  auto rows = [](int64_t T) { return std::make_pair(at::randn({2, 3, T, 4}), at::randn({2, 3, T, 4})); };
+  SECTION("dense") {
+    LayerCache c;
+    auto [k0, v0] = rows(5);
+    c.append(k0, v0);
+    CHECK(c.bytes() == 2 * k0.nbytes());  // a prefill holds exactly its entries
+    at::Tensor ref_k = k0, ref_v = v0;
+    auto step = [&](int64_t T) {
+      auto [k, v] = rows(T);
+      c.append(k, v);
+      ref_k = at::cat({ref_k, k}, 2), ref_v = at::cat({ref_v, v}, 2);
+    };
+    step(1);  // first decoding step: a new storage with room
+    const void* storage = c.keys.data_ptr();
+    CHECK(c.bytes() > 2 * ref_k.nbytes());  // the room is counted
+    step(1);
+    step(3);
+    CHECK(c.keys.data_ptr() == storage);  // in place
+    CHECK(c.keys.equal(ref_k));
+    CHECK(c.values.equal(ref_v));
+    // A copy (the pipeline's prefill recording) never sees its rows change: the original regrows instead.
+    LayerCache copy = c;
+    const auto copy_k = c.keys.clone();
+    c.truncate(2);
+    ref_k = ref_k.narrow(2, 0, ref_k.size(2) - 2), ref_v = ref_v.narrow(2, 0, ref_v.size(2) - 2);
+    step(1);
+    CHECK(c.keys.data_ptr() != storage);
+    CHECK(copy.keys.equal(copy_k));
+    CHECK(c.keys.equal(ref_k));
+    CHECK(c.values.equal(ref_v));
+  }
+  SECTION("ragged") {
+    LayerCache c;
+    const std::vector<int64_t> counts = {3, 0, 5, 1, 2, 4};  // (b, h) = 2 x 3, one empty head
+    auto pk = at::randn({15, 4}), pv = at::randn({15, 4});
+    c.set_ragged(pk, pv, counts, 3);
+    std::vector<at::Tensor> ref_k, ref_v;
+    for (int64_t i = 0, off = 0; i < 6; off += counts[static_cast<size_t>(i)], ++i) {
+      ref_k.push_back(pk.narrow(0, off, counts[static_cast<size_t>(i)]));
+      ref_v.push_back(pv.narrow(0, off, counts[static_cast<size_t>(i)]));
+    }
+    auto step = [&](int64_t T) {
+      auto [k, v] = rows(T);
+      c.append(k, v);
+      for (int64_t i = 0; i < 6; ++i) {
+        ref_k[static_cast<size_t>(i)] = at::cat({ref_k[static_cast<size_t>(i)], k[i / 3][i % 3]}, 0);
+        ref_v[static_cast<size_t>(i)] = at::cat({ref_v[static_cast<size_t>(i)], v[i / 3][i % 3]}, 0);
+      }
+    };
+    step(1);
+    const void* storage = c.packed_keys.data_ptr();
+    step(2);
+    CHECK(c.packed_keys.data_ptr() == storage);
+    LayerCache copy = c;
+    const auto copy_head = c.head_keys(2).clone();
+    c.truncate(2);
+    for (auto* r : {&ref_k, &ref_v})
+      for (auto& t : *r) t = t.narrow(0, 0, t.size(0) - 2);
+    step(1);
+    CHECK(c.packed_keys.data_ptr() != storage);
+    CHECK(copy.head_keys(2).equal(copy_head));
+    for (int64_t i = 0; i < 6; ++i) {
+      CHECK(c.head_length(i / 3, i % 3) == ref_k[static_cast<size_t>(i)].size(0));
+      CHECK(c.head_keys(i).equal(ref_k[static_cast<size_t>(i)]));
+      CHECK(c.head_values(i).equal(ref_v[static_cast<size_t>(i)]));
+    }
+  }
+}

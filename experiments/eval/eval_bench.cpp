@@ -169,10 +169,11 @@ std::string bench_speed_memory(const SpeedMemoryOptions& o) {
                     static_cast<long long>(rss0), static_cast<long long>(peak), dev.str().c_str(),
                     static_cast<long long>(peak_dev));
       csv += line;
-      std::fprintf(stderr, "[bench] %lld tokens, ratio %.2f: prefill %.3f s (press %.3f s), decode %.1f tok/s, KV %.1f -> %.1f MiB, peak RSS %.0f MiB, peak %s %.0f MiB\n",
+      std::fprintf(stderr, "[bench] %lld tokens, ratio %.2f: prefill %.3f s (press %.3f s), decode %.1f tok/s, KV %.1f -> %.1f MiB, peak RSS %.0f MiB%s\n",
                    static_cast<long long>(len), t.compression_ratio, best_prefill - best_comp, best_comp,
                    best_decode > 0 ? ndec / best_decode : 0.0, kv_before / 1048576.0, kv_after / 1048576.0,
-                   peak / 1048576.0, dev.str().c_str(), peak_dev / 1048576.0);
+                   peak / 1048576.0,
+                   dev.is_cpu() ? "" : (", peak " + dev.str() + " " + std::to_string(peak_dev >> 20) + " MiB").c_str());
     }
   }
   if (!o.out.empty()) write_file_atomic(o.out, csv);
