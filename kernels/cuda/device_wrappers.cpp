@@ -9,24 +9,17 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "core/error.hpp"
+#include "kernels/cuda/bridge_util.hpp"
 #include "kernels/cuda/chunk_layout.hpp"
 #include "kernels/cuda/press_kernels.cuh"
 
 namespace kvf::cuda {
 namespace {
 
-void require_cuda_f32(const at::Tensor& t, const char* what, int64_t dim) {
-  if (!t.defined() || !t.is_cuda() || t.scalar_type() != at::kFloat || !t.is_contiguous() || t.dim() != dim)
-    throw Error(std::string("cuda: ") + what + " must be a contiguous float32 CUDA tensor with " +
-                std::to_string(dim) + " dimensions");
-}
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
-}
-cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
-KeptView view_of(const DeviceKept& k) {
-  return {k.offsets.data_ptr<int64_t>(), k.positions.data_ptr<int32_t>(), k.batch * k.heads, k.rows};
-}
+using bridge::check;
+using bridge::require_cuda_f32;
+using bridge::stream;
+using bridge::view_of;
 at::Tensor on(const at::Tensor& t, const at::Tensor& like) {
   return t.defined() ? t.to(like.device(), at::kFloat).contiguous() : t;
 }
