@@ -15,7 +15,7 @@
 #   kvpress_press.csv   kvpress's own compression step on CUDA, every mapped press, S = 4k/32k/128k, bf16
 #   kvforge_press.csv   kvforge bench-press --device cuda for every registered press, joined with the kvpress rows
 #   e2e_kvpress.csv     transformers+kvpress on a random Llama-3.1-8B-shaped model at 128k: prefill, decode, memory
-#   speed_memory.csv    kvforge bench speed-memory --device cuda, llama-3.1-8b bf16 at 128k, ratio 0 and 0.5
+#   speed_memory.csv    kvforge bench speed-memory --device cuda, llama-3.1-8b bf16 at 128k: knorm 0 / 0.5, adakv 0.5
 # Exit status 0 only when every step passed.
 #
 # Steps, each under its own `timeout` and under one deadline for the whole script (KVF_GPUCHECK_DEADLINE_S, 500 s:
@@ -32,7 +32,7 @@
 #                                               otherwise idle during the build; the tests wait for both (~190 s)
 #   [gpu] tests            ~60 s   (limit 150 per binary)  kvf_test_select + every test binary with [gpu] cases
 #   kvf_bench_cuda         ~10 s   (limit  45)
-#   speed-memory           ~70 s   (limit 2 x 90)  ratio 0, then 0.5
+#   speed-memory           ~110 s  (limit 3 x 90)  knorm at ratio 0 and 0.5, adakv(knorm) at 0.5
 #   kvforge bench-press    ~100 s  (what the deadline leaves, at most 150 s; 15 s per cell; ~0.5-1 s process start
 #                                   per cell; S = 128k, 32k, 4k in that order, so a short budget drops 4k cells first)
 #   total                  ~480 s  (deadline 500; with the machine's start, ~10 of the session's 15 device minutes)
@@ -238,9 +238,12 @@ sed -n '/^==== bench_cuda/,$p' "$steps" | grep -v '^====' | head -12 >>"$summary
 # ---- kvforge bench speed-memory --device cuda: llama-3.1-8b, bf16, random weights, 128k, ratio 0 then 0.5
 sm_len=131072 sm_decode=32
 [ "$quick" = 1 ] && sm_len=16384 sm_decode=8
-for r in 0 0.5; do
-  step "speed_memory ratio $r" "$steps" 90 "$kvforge" bench speed-memory --preset llama-3.1-8b --dtype bfloat16 \
-    --device cuda --lengths "$sm_len" --ratios "$r" --press-name knorm --decode-tokens "$sm_decode" --repeats 1 \
+# knorm (dense cache) at ratio 0 and 0.5, then adakv(knorm) at 0.5: a head-wise press, so a ragged cache that must
+# hold half the memory and decodes through kernels/cuda/ragged_decode.cu.
+for cell in "knorm 0" "knorm 0.5" "adakv(knorm) 0.5"; do
+  set -- $cell
+  step "speed_memory $1 ratio $2" "$steps" 90 "$kvforge" bench speed-memory --preset llama-3.1-8b --dtype bfloat16 \
+    --device cuda --lengths "$sm_len" --ratios "$2" --press-spec "$1" --decode-tokens "$sm_decode" --repeats 1 \
     --out "$tmp/sm.csv" && { [ -s "$out/speed_memory.csv" ] && tail -n +2 "$tmp/sm.csv" || cat "$tmp/sm.csv"; } >>"$out/speed_memory.csv"
 done
 cat "$out/speed_memory.csv" 2>/dev/null >>"$summary"
