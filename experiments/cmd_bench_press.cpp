@@ -32,7 +32,7 @@ struct BenchPressOptions {
   std::string dtype = "float32";  // cache (keys/values) dtype of a synthetic layer
   std::string device = "cpu";
   uint64_t seed = 0;
-  std::string press;
+  std::vector<std::string> presses;
   double compression_ratio = 0.5;
   std::string backend = "both";
   int repeat = 1;
@@ -80,43 +80,30 @@ void snapshot_to(LayerSnapshot& s, const at::Device& dev) {
     if (t->defined()) *t = t->to(dev);
 }
 
-void run_bench_press(const BenchPressOptions& o) {
-  if (o.threads > 0) at::set_num_threads(o.threads);
-  auto press = press_registry().make(o.press, o.compression_ratio);
-  if (o.in.empty() == (o.synthetic_seq <= 0)) throw Error("bench-press: give exactly one of --in and --synthetic-seq");
-  const at::Device dev = parse_device(o.device);
-  std::unique_ptr<LayerSnapshot> snap;
-  if (o.synthetic_seq > 0) {
-    if (press->needs_attentions())
-      throw Error("press '" + press->spec() + "' needs attention weights, which a synthetic layer does not have");
-    snap = synthetic_layer(eval::preset_config(o.preset), o.synthetic_seq,
-                           o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, dev, o.seed);
-  } else {
-    snap = load_layer_snapshot(o.in);
-    snapshot_to(*snap, dev);
-  }
-  synchronize(dev);
-  if (press->needs_attentions() && !snap->view.attentions.defined())
-    throw Error("press '" + press->spec() + "' needs attention weights, but snapshot '" + o.in +
-                "' has no 'attentions' tensor (dump it with --attentions)");
-  const int64_t B = snap->cache.keys.size(0), H = snap->cache.keys.size(1), S = snap->cache.length();
+// One press on the loaded layer: each backend's median time, as a JSON line (index = its --press position) or
+// a text line.
+void bench_one(const BenchPressOptions& o, size_t index, const RuntimePress& press, const LayerSnapshot& snap,
+               const at::Device& dev) {
+  if (press.needs_attentions() && !snap.view.attentions.defined())
+    throw Error("press '" + press.spec() + "' needs attention weights, which " +
+                (o.in.empty() ? std::string("a synthetic layer does not have")
+                              : "snapshot '" + o.in + "' lacks (dump it with --attentions)"));
+  const int64_t B = snap.cache.keys.size(0), H = snap.cache.keys.size(1), S = snap.cache.length();
   std::vector<std::pair<std::string, Backend>> backends;
   if (o.backend != "fused") backends.emplace_back("reference", Backend::Reference);
   if (o.backend != "reference") backends.emplace_back("fused", Backend::Fused);
-
-  at::NoGradGuard no_grad;
   using clock = std::chrono::steady_clock;
   for (const auto& [name, backend] : backends) {
     int warm = 0;
     for (; warm < o.warmup; ++warm) {
-      (void)press->compress(snap->view, snap->cache, backend);
+      (void)press.compress(snap.view, snap.cache, backend);
       synchronize(dev);
     }
     std::vector<double> ms;
     int64_t kept = 0;
     auto timed = [&] {
       const auto t0 = clock::now();
-      CompressResult r = press->compress(snap->view, snap->cache, backend);
+      CompressResult r = press.compress(snap.view, snap.cache, backend);
       synchronize(dev);
       kept = r.kept.total();
       return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
@@ -131,24 +118,65 @@ void run_bench_press(const BenchPressOptions& o) {
     while (static_cast<int>(ms.size()) < o.repeat) ms.push_back(timed());
     const double med = median(ms);
     if (o.json) {
-      nlohmann::json j{{"press", press->spec()},   {"compression_ratio", press->compression_ratio()},
+      nlohmann::json j{{"index", index},            {"press", press.spec()},
+                       {"compression_ratio", press.compression_ratio()},
                        {"backend", name},           {"batch", B},
                        {"kv_heads", H},             {"seq", S},
                        {"threads", at::get_num_threads()}, {"warmup", warm},
                        {"ms", med},                 {"runs_ms", ms},
                        {"kept", kept},              {"entries", B * H * S},
                        {"device", dev.str()},
-                       {"native", press->has_device_executor(dev)},  // false: host copies on a GPU
-                       {"cache_dtype", std::string(c10::toString(snap->cache.keys.scalar_type()))}};
+                       {"native", press.has_device_executor(dev)},  // false: host copies on a GPU
+                       {"cache_dtype", std::string(c10::toString(snap.cache.keys.scalar_type()))}};
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("%-10s %s  cr=%g  S=%lld: %.3f ms (median of %d", name.c_str(), press->spec().c_str(),
-                  press->compression_ratio(), static_cast<long long>(S), med, o.repeat);
+      std::printf("%-10s %s  cr=%g  S=%lld: %.3f ms (median of %d", name.c_str(), press.spec().c_str(),
+                  press.compression_ratio(), static_cast<long long>(S), med, o.repeat);
       if (warm) std::printf(", after %d warm-up", warm);
       std::printf("), kept %lld of %lld entries\n", static_cast<long long>(kept), static_cast<long long>(B * H * S));
     }
     std::fflush(stdout);
   }
+}
+
+void run_bench_press(const BenchPressOptions& o) {
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  // Every spec is resolved before the layer is built or loaded: a typo fails at once.
+  std::vector<std::unique_ptr<RuntimePress>> presses;
+  for (const auto& spec : o.presses) presses.push_back(press_registry().make(spec, o.compression_ratio));
+  if (o.in.empty() == (o.synthetic_seq <= 0)) throw Error("bench-press: give exactly one of --in and --synthetic-seq");
+  const at::Device dev = parse_device(o.device);
+  std::unique_ptr<LayerSnapshot> snap;
+  if (o.synthetic_seq > 0) {
+    snap = synthetic_layer(eval::preset_config(o.preset), o.synthetic_seq,
+                           o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, dev, o.seed);
+  } else {
+    snap = load_layer_snapshot(o.in);
+    snapshot_to(*snap, dev);
+  }
+  synchronize(dev);
+  at::NoGradGuard no_grad;
+  // With several presses (one layer, many timings: a GPU session's sweep) a press that fails is reported and the
+  // next one runs; the exit status is then non-zero. A single press fails as any command does.
+  int failed = 0;
+  for (size_t i = 0; i < presses.size(); ++i) {
+    if (presses.size() == 1) {
+      bench_one(o, i, *presses[i], *snap, dev);
+      break;
+    }
+    try {
+      bench_one(o, i, *presses[i], *snap, dev);
+    } catch (const std::exception& e) {
+      ++failed;
+      if (o.json)
+        std::printf("%s\n", nlohmann::json{{"index", i}, {"press", presses[i]->spec()}, {"error", e.what()}}.dump().c_str());
+      else
+        std::printf("FAILED     %s: %s\n", presses[i]->spec().c_str(), e.what());
+      std::fflush(stdout);
+    }
+  }
+  if (failed) throw Error("bench-press: " + std::to_string(failed) + " of " + std::to_string(presses.size()) +
+                          " presses failed (see their lines)");
 }
 
 }  // namespace
@@ -168,7 +196,12 @@ void add_bench_press_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "seed of a synthetic layer")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or cuda:N: where the layer lives and the press runs")
       ->capture_default_str();
-  cmd->add_option("--press", o->press, "press spec, e.g. snapkv(window_size=64) (see `kvforge presses`)")->required();
+  cmd->add_option("--press", o->presses,
+                  "press spec, e.g. snapkv(window_size=64) (see `kvforge presses`); repeat it to time several presses "
+                  "on one layer (JSON lines carry each one's --press index)")
+      ->required()
+      ->take_all()
+      ->allow_extra_args(false);
   cmd->add_option("--compression-ratio", o->compression_ratio, "fraction of the KV cache REMOVED, in [0, 1)")
       ->capture_default_str();
   cmd->add_option("--backend", o->backend, "fused, reference or both (reference first)")

@@ -8,8 +8,9 @@
             128k, ratio 0.5. CUDA events around the call (keys/values are cloned before, untimed), one warm-up,
             median of --repeat. Presses that need attention weights run where (1, 32, S, S) fits --attn-limit-gb.
   kvforge   `kvforge bench-press --synthetic-seq S --preset llama-3.1-8b --dtype bfloat16 --device cuda --backend
-            both` for every registered press with the same spec as the kvpress row (explicit kvpress defaults), one
-            process per cell under --cell-timeout-s; joined with the `press` CSV (speed-ups).
+            both` for every registered press with the same spec as the kvpress row (explicit kvpress defaults): one
+            process per length times every press (repeated --press), under --cell-timeout-s per press; presses it
+            did not report (crash, hang) are retried one process each; joined with the `press` CSV (speed-ups).
   e2e       transformers + kvpress end to end on a random-weight Llama-3.1-8B-shaped model (bf16, built under
             `with torch.device("cuda")`, no download): prefill of a random context as kvpress's pipeline does it
             (`with press(model): model.model(ids, past_key_values=cache)`), then greedy decode of --decode-tokens
@@ -285,45 +286,93 @@ def cmd_kvforge(a):
     t_start = time.perf_counter()
     speedups = []
     done = failed = timed_out = 0
+    def base_cmd(S):
+        return [a.kvforge, "bench-press", "--synthetic-seq", str(S), "--preset", a.preset, "--dtype", a.dtype,
+                "--device", a.device, "--compression-ratio", repr(cr), "--backend", "both", "--json",
+                "--repeat", str(a.repeat), "--warmup", "1", "--seed", str(a.seed)]
+
+    def record(row, p, S, by):
+        nonlocal done
+        f, ref = by["fused"], by["reference"]
+        row.update(fused_ms=f["ms"], reference_ms=ref["ms"], native=f.get("native"), kept=f["kept"],
+                   entries=f["entries"], runs_ms=f["runs_ms"])
+        row["fused_vs_reference"] = ref["ms"] / f["ms"] if f["ms"] > 0 else None
+        if row.get("kvpress_ms") and f["ms"] > 0:
+            row["fused_vs_kvpress"] = row["kvpress_ms"] / f["ms"]
+            speedups.append((row["fused_vs_kvpress"], p["shape"], S))
+        done += 1
+
     for S in seqs:
+        rows, todo = [], []
         for p in presses:
             spec, _, _ = spec_for(p, cr)
             row = {"press": p["shape"], "S": S, "ratio": cr, "device": a.device, "dtype": a.dtype, "spec": spec}
             k = joined.get((p["shape"], S))
             if k:
                 row["kvpress_ms"], row["kvpress_kept"] = float(k["kvpress_ms"]), k["kept"]
-            left = a.budget_s - (time.perf_counter() - t_start)
             if p["needs_attentions"]:
                 row["note"] = "needs attention weights, which a synthetic layer does not have"
-            elif left < 5:
-                row["note"] = f"not run: --budget-s {a.budget_s:g} spent"
             else:
-                cmd = [a.kvforge, "bench-press", "--synthetic-seq", str(S), "--preset", a.preset, "--dtype", a.dtype,
-                       "--device", a.device, "--press", spec, "--compression-ratio", repr(cr), "--backend", "both",
-                       "--json", "--repeat", str(a.repeat), "--warmup", "1", "--seed", str(a.seed)]
-                t0 = time.perf_counter()
+                todo.append(len(rows))
+            rows.append((p, row))
+        # One kvforge process times every press of this length (one CUDA context, one synthetic layer: process
+        # start and layer drawing are paid once, not per cell). Presses it did not report (a crash, a hang, a
+        # failure) are retried one process per cell below, so one bad kernel costs its own cell only.
+        left = a.budget_s - (time.perf_counter() - t_start)
+        if todo and left >= 5:
+            cmd = base_cmd(S)
+            for i in todo:
+                cmd += ["--press", rows[i][1]["spec"]]
+            t0 = time.perf_counter()
+            lines = []
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True,
+                                     timeout=min(a.cell_timeout_s * len(todo), left))
+                lines, tail = res.stdout.splitlines(), res.stderr.strip()[-300:]
+            except subprocess.TimeoutExpired as e:
+                out_ = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+                lines, tail = out_.splitlines(), "timed out"
+            by_index = {}
+            for line in lines:
                 try:
-                    res = subprocess.run(cmd, capture_output=True, text=True, timeout=min(a.cell_timeout_s, left))
-                    if res.returncode != 0:
-                        row["note"] = f"kvforge failed ({res.returncode}): {res.stderr.strip()[-300:]}"
-                        failed += 1
-                    else:
-                        by = {r["backend"]: r for r in map(json.loads, res.stdout.splitlines())}
-                        f, ref = by["fused"], by["reference"]
-                        row.update(fused_ms=f["ms"], reference_ms=ref["ms"], native=f.get("native"), kept=f["kept"],
-                                   entries=f["entries"], runs_ms=f["runs_ms"])
-                        row["fused_vs_reference"] = ref["ms"] / f["ms"] if f["ms"] > 0 else None
-                        if row.get("kvpress_ms") and f["ms"] > 0:
-                            row["fused_vs_kvpress"] = row["kvpress_ms"] / f["ms"]
-                            speedups.append((row["fused_vs_kvpress"], p["shape"], S))
-                        done += 1
-                except subprocess.TimeoutExpired:
-                    row["note"] = f"timed out after {min(a.cell_timeout_s, left):.0f} s"
-                    timed_out += 1
-                row["note"] = (row.get("note", "") + f" (cell {time.perf_counter() - t0:.1f} s)").strip()
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                by_index.setdefault(todo[r["index"]], {})[r.get("backend", "error")] = r
+            for i in list(todo):
+                got = by_index.get(i, {})
+                if "fused" in got and "reference" in got:
+                    record(rows[i][1], rows[i][0], S, got)
+                    todo.remove(i)
+                elif "error" in got:
+                    rows[i][1]["note"] = f"kvforge: {got['error']['error'][-300:]}"
+                    failed += 1
+                    todo.remove(i)
+            log(f"S={S}: one process for {len(by_index)} presses in {time.perf_counter() - t0:.1f} s"
+                + (f"; {len(todo)} left for one process each ({tail})" if todo else ""))
+        for i in todo:  # what the batch did not report
+            p, row = rows[i]
+            left = a.budget_s - (time.perf_counter() - t_start)
+            if left < 5:
+                row["note"] = f"not run: --budget-s {a.budget_s:g} spent"
+                continue
+            cmd = base_cmd(S) + ["--press", row["spec"]]
+            t0 = time.perf_counter()
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=min(a.cell_timeout_s, left))
+                if res.returncode != 0:
+                    row["note"] = f"kvforge failed ({res.returncode}): {res.stderr.strip()[-300:]}"
+                    failed += 1
+                else:
+                    record(row, p, S, {r["backend"]: r for r in map(json.loads, res.stdout.splitlines())})
+            except subprocess.TimeoutExpired:
+                row["note"] = f"timed out after {min(a.cell_timeout_s, left):.0f} s"
+                timed_out += 1
+            row["note"] = (row.get("note", "") + f" (cell {time.perf_counter() - t0:.1f} s)").strip()
+        for p, row in rows:
             out.row(row)
-            log(f"S={S} {spec}: fused {fmt(row.get('fused_ms'))} ms, reference {fmt(row.get('reference_ms'))} ms, "
-                f"kvpress {fmt(row.get('kvpress_ms'))} ms {row.get('note', '')}")
+            log(f"S={S} {row['spec']}: fused {fmt(row.get('fused_ms'))} ms, reference {fmt(row.get('reference_ms'))} "
+                f"ms, kvpress {fmt(row.get('kvpress_ms'))} ms {row.get('note', '')}")
     print(f"press cells measured: {done}; with a kvpress time: {len(speedups)}; failed: {failed}; over "
           f"--cell-timeout-s: {timed_out}")
     if speedups:

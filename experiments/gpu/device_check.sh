@@ -33,8 +33,9 @@
 #   [gpu] tests            ~60 s   (limit 150 per binary)  kvf_test_select + every test binary with [gpu] cases
 #   kvf_bench_cuda         ~10 s   (limit  45)
 #   speed-memory           ~110 s  (limit 3 x 90)  knorm at ratio 0 and 0.5, adakv(knorm) at 0.5
-#   kvforge bench-press    ~100 s  (what the deadline leaves, at most 150 s; 15 s per cell; ~0.5-1 s process start
-#                                   per cell; S = 128k, 32k, 4k in that order, so a short budget drops 4k cells first)
+#   kvforge bench-press    ~100 s  (what the deadline leaves, at most 150 s; one process per length for all presses,
+#                                   15 s per press; a press it did not report is retried in its own process;
+#                                   S = 128k, 32k, 4k in that order, so a short budget drops 4k cells first)
 #   total                  ~480 s  (deadline 500; with the machine's start, ~10 of the session's 15 device minutes)
 #
 # Environment:
