@@ -3,7 +3,6 @@
 // selection (kernels/cuda/select_topn.cu): one definition, so both keep exactly the same positions.
 // Pure bit arithmetic (no <cmath>), so it compiles unchanged for device code.
 #include <cstdint>
-#include <cstring>
 
 #include "compose/host_device.hpp"
 
@@ -14,12 +13,7 @@ namespace kvf {
 // infinite scores map into [0x007FFFFF, 0xFF800000], so 0 and 0xFFFFFFFF are free for NaN (and, on the GPU, 0 pads
 // a partial tile below every real key).
 KVF_HOST_DEVICE inline uint32_t score_key(float s, bool nan_high = true) {
-  uint32_t u;
-#if defined(__CUDA_ARCH__)
-  u = __float_as_uint(s);
-#else
-  std::memcpy(&u, &s, sizeof u);
-#endif
+  uint32_t u = float_bits(s);
   // Branch-free selects, so the CPU loop over a head's scores vectorises.
   const uint32_t mag = u & 0x7FFFFFFFu;
   u = mag == 0u ? 0u : u;  // -0 -> +0

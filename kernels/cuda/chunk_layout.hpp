@@ -2,7 +2,6 @@
 // Budget arithmetic and chunk ordering of the CUDA chunk / chunkkv executors (cuda_granularity_executors.hpp),
 // torch-free so the host tests (tests/test_select_host.cpp) check it against the CPU granularities.
 #include <cstdint>
-#include <cstring>
 
 #include "compose/budget.hpp"
 #include "compose/host_device.hpp"
@@ -49,12 +48,7 @@ inline ChunkKVLayout chunkkv_layout(int64_t S, int64_t chunk_length, double cr) 
 KVF_HOST_DEVICE inline int64_t chunk_order_key(double x) {
   if (x != x) return INT64_MIN;
   x = x + 0.0;  // -0 -> +0
-  int64_t bits;
-#if defined(__CUDA_ARCH__)
-  bits = __double_as_longlong(x);
-#else
-  std::memcpy(&bits, &x, sizeof bits);
-#endif
+  const int64_t bits = double_bits(x);
   const int64_t mono = bits >= 0 ? bits : bits ^ INT64_MAX;  // signed order == numeric order
   return ~mono;  // descending; never INT64_MIN (mono < INT64_MAX: NaN bits are excluded)
 }

@@ -33,6 +33,7 @@
 #include "kernels/cuda/cuda_scorers.hpp"
 #include "kernels/cuda/cuda_selectors.hpp"
 #include "kernels/cuda/device_ops.hpp"
+#include "kernels/cuda/executor_steps.hpp"
 #include "kernels/cuda/device_wrappers.hpp"
 #include "policies/granularity/block.hpp"
 #include "policies/granularity/chunk.hpp"
@@ -40,46 +41,6 @@
 
 namespace kvf::cuda {
 namespace detail {
-
-inline void require_layer(const PressInputs& in) {
-  if (!in.keys.defined() || !in.keys.is_cuda() || in.keys.scalar_type() != at::kFloat || in.keys.dim() != 4 ||
-      !in.keys.is_contiguous() || !in.values.defined() || in.values.sizes() != in.keys.sizes() ||
-      in.values.device() != in.keys.device() || !in.values.is_contiguous())
-    throw Error("cuda executor: keys and values must be contiguous float32 (B, H, S, d) tensors on one CUDA device");
-}
-
-// cr == 0: the cache untouched, nothing scored, no post-ops (CpuExecutor).
-inline CompressResult keep_everything(const PressInputs& in) {
-  const int64_t B = in.keys.size(0), H = in.keys.size(1), S = in.keys.size(2), d = in.keys.size(3);
-  CompressResult r;
-  r.kept = to_host(all_kept(B, H, S, in.keys.device()));
-  r.keys = in.keys.reshape({B * H * S, d}).to(in.cache_dtype, false, /*copy=*/true);
-  r.values = in.values.reshape({B * H * S, d}).to(in.cache_dtype, false, /*copy=*/true);
-  return r;
-}
-
-// Gather, post-ops, cast: the common tail of every executor.
-template <class... Po, size_t... I>
-CompressResult finish(const std::tuple<typename Po::Params...>& post, const PressInputs& in, at::Tensor scores,
-                      const DeviceKept& kept, std::index_sequence<I...>) {
-  auto [keys, values] = gather_kept(in.keys, in.values, kept);
-  (CudaPostOp<Po>::apply(std::get<I>(post), in, kept, keys, values), ...);
-  CompressResult r;
-  r.scores = std::move(scores);
-  r.kept = to_host(kept);
-  r.keys = keys.to(in.cache_dtype);
-  r.values = values.to(in.cache_dtype);
-  return r;
-}
-
-// The scorer over the whole layer with its protection (compose/score_layer.hpp's order), as the token executor.
-template <class Sc>
-at::Tensor score_protected(const typename Sc::Params& sp, const PressInputs& in, const LayerInputs& raw) {
-  at::Tensor scores = CudaScorer<Sc>::score(sp, in, raw);
-  const Protect protect = Sc::protect(sp, raw);
-  if (protect.kind == Protect::Kind::MaxPlusOne) protect_max_plus_one(scores, protect.first, protect.last);
-  return scores;
-}
 
 // in restricted to positions (and hidden rows) [i, i + len), as LayerInputs::slice: no attentions; the RoPE
 // tables whole.
@@ -101,11 +62,8 @@ struct CudaExecutor<Press<Sc, Se, granularity::Chunk, Po...>> {
   static constexpr bool available = true;
 
   static CompressResult run(const typename PressT::Params& p, const PressInputs& in) {
-    detail::require_layer(in);
     const c10::DeviceGuard guard(in.keys.device());
-    LayerInputs raw = in.raw();
-    raw.compression_ratio = p.compression_ratio;
-    Sc::validate(p.scorer, raw);
+    const LayerInputs raw = detail::validated_layer<Sc>(p.scorer, p.compression_ratio, in);
     if (p.compression_ratio == 0.0) return detail::keep_everything(in);
     const int64_t S = raw.seq, C = p.granularity.chunk_length;
     // Every chunk is validated as the CPU does; a token-local scorer whose chunks are all unprotected is scored once.
@@ -138,11 +96,8 @@ struct CudaExecutor<Press<Sc, Se, granularity::ChunkKV, Po...>> {
   static constexpr bool available = true;
 
   static CompressResult run(const typename PressT::Params& p, const PressInputs& in) {
-    detail::require_layer(in);
     const c10::DeviceGuard guard(in.keys.device());
-    LayerInputs raw = in.raw();
-    raw.compression_ratio = p.compression_ratio;
-    Sc::validate(p.scorer, raw);
+    const LayerInputs raw = detail::validated_layer<Sc>(p.scorer, p.compression_ratio, in);
     if (p.compression_ratio == 0.0) return detail::keep_everything(in);
     const int64_t B = raw.batch, H = raw.kv_heads, S = raw.seq, C = p.granularity.chunk_length;
     at::Tensor scores = detail::score_protected<Sc>(p.scorer, in, raw);
@@ -164,11 +119,8 @@ struct CudaExecutor<Press<Sc, Se, granularity::Block, Po...>> {
   static constexpr bool available = true;
 
   static CompressResult run(const typename PressT::Params& p, const PressInputs& in) {
-    detail::require_layer(in);
     const c10::DeviceGuard guard(in.keys.device());
-    LayerInputs raw = in.raw();
-    raw.compression_ratio = p.compression_ratio;
-    Sc::validate(p.scorer, raw);
+    const LayerInputs raw = detail::validated_layer<Sc>(p.scorer, p.compression_ratio, in);
     if (p.compression_ratio == 0.0) return detail::keep_everything(in);
     if (Sc::protect(p.scorer, raw).kind != Protect::Kind::None)  // Block::run would take run_iterative
       throw Error("block: the CUDA executor handles token-local scorers without protection only");

@@ -3,6 +3,7 @@
 #include "kernels/cuda/kept_rows.cuh"
 
 #include "kernels/cuda/kept_index.hpp"
+#include "kernels/cuda/row_copy.cuh"
 #include "policies/postops/key_rerotation.hpp"
 
 namespace kvf::cuda {
@@ -19,17 +20,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t r = (blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x) / 32; r < rows; r += warps) {
     const int64_t head = kept_head_of_row(offsets, heads, r);
     const int64_t src = (head * S + positions[r]) * d, dst = r * d;
-    if (vec4) {
-      for (int c = lane; c < d / 4; c += 32) {
-        reinterpret_cast<float4*>(Ko + dst)[c] = reinterpret_cast<const float4*>(K + src)[c];
-        reinterpret_cast<float4*>(Vo + dst)[c] = reinterpret_cast<const float4*>(V + src)[c];
-      }
-    } else {
-      for (int c = lane; c < d; c += 32) {
-        Ko[dst + c] = K[src + c];
-        Vo[dst + c] = V[src + c];
-      }
-    }
+    warp_copy_kv_row(K, V, Ko, Vo, src, dst, d, vec4, lane);
   }
 }
 

@@ -7,6 +7,7 @@
 #define EIGEN_NO_CUDA
 
 #include "compose/budget.hpp"
+#include "kernels/cuda/row_copy.cuh"
 #include "kernels/cuda/select_topn.cuh"
 #include "policies/scorers/knorm.hpp"
 #include "policies/scorers/streaming_llm.hpp"
@@ -70,17 +71,8 @@ __global__ void gather_kernel(const float* K, const float* V, const int32_t* pos
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t r = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32; r < rows; r += warps) {
     const int64_t src = ((r / n) * S + positions[r]) * d, dst = r * d;
-    if (d % 4 == 0) {  // cudaMalloc'd (B, H, S, d) arrays: rows are 16-byte aligned when d % 4 == 0
-      for (int c = lane; c < d / 4; c += 32) {
-        reinterpret_cast<float4*>(Ko + dst)[c] = reinterpret_cast<const float4*>(K + src)[c];
-        reinterpret_cast<float4*>(Vo + dst)[c] = reinterpret_cast<const float4*>(V + src)[c];
-      }
-    } else {
-      for (int c = lane; c < d; c += 32) {
-        Ko[dst + c] = K[src + c];
-        Vo[dst + c] = V[src + c];
-      }
-    }
+    // cudaMalloc'd (B, H, S, d) arrays: rows are 16-byte aligned when d % 4 == 0
+    warp_copy_kv_row(K, V, Ko, Vo, src, dst, d, d % 4 == 0, lane);
   }
 }
 

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -94,13 +93,7 @@ struct LagKV {
   }
   KVF_HOST_DEVICE static float pow2(int k) {  // 2^k for -126 <= k <= 127
     const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
-    float f;
-#if defined(__CUDA_ARCH__)
-    f = __uint_as_float(bits);
-#else
-    std::memcpy(&f, &bits, sizeof f);
-#endif
-    return f;
+    return float_from_bits(bits);
   }
 
   // s[0..lag) <- exp(s - max s) in place (std::max's NaN rule: a NaN never becomes the max), returns their sum,
