@@ -11,17 +11,10 @@ namespace kvf {
 namespace {
 int64_t nbytes(const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
 
-// Room (positions) behind a dense (B, H, S, D) view whose storage is laid out (B, H, cap, D); S otherwise.
-int64_t dense_capacity(const at::Tensor& t) {
-  const int64_t D = t.size(3);
-  if (t.stride(3) != 1 || t.stride(2) != D || (t.size(0) > 1 && t.stride(0) != t.size(1) * t.stride(1))) return t.size(2);
-  return std::max(t.size(2), t.stride(1) / D);
-}
-
-// A dense cache's bytes with its room.
-int64_t dense_bytes(const at::Tensor& t) {
-  if (!t.defined()) return 0;
-  return t.size(0) * t.size(1) * dense_capacity(t) * t.size(3) * static_cast<int64_t>(t.element_size());
+// A dense cache's bytes: its store (with the room) when the view lives in it, else the view itself.
+int64_t dense_bytes(const at::Tensor& view, const at::Tensor& store) {
+  if (store.defined() && view.defined() && store.data_ptr() == view.data_ptr()) return nbytes(store);
+  return nbytes(view);
 }
 }  // namespace
 
@@ -45,7 +38,8 @@ at::Tensor LayerCache::head_values(int64_t i) const {
 }
 
 int64_t LayerCache::bytes() const {
-  return dense_bytes(keys) + dense_bytes(values) + nbytes(keep_mask) + nbytes(packed_keys) + nbytes(packed_values);
+  return dense_bytes(keys, key_store) + dense_bytes(values, value_store) + nbytes(keep_mask) + nbytes(packed_keys) +
+         nbytes(packed_values);
 }
 
 namespace {
