@@ -1,7 +1,6 @@
 #include "kernels/press_inputs.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <sys/mman.h>
 
@@ -12,6 +11,7 @@
 #include "compose/parallel.hpp"
 #include "core/error.hpp"
 #include "core/model.hpp"
+#include "kernels/aten_pool.hpp"
 #include "kernels/build_config.hpp"
 #if KVF_HAVE_CUDA
 #include "kernels/cuda/ragged_decode_torch.hpp"
@@ -20,19 +20,8 @@
 
 namespace kvf {
 namespace {
-// The executors' threads come from ATen's pool (compose/parallel.hpp says why); --threads bounds them.
-void aten_pool(int workers, void* ctx, void (*body)(void*, int)) {
-  const int k = std::max(1, std::min(workers, at::get_num_threads()));
-  if (k == 1 || at::in_parallel_region()) {
-    body(ctx, 0);
-    return;
-  }
-  at::parallel_for(0, k, 1, [&](int64_t b, int64_t e) {
-    for (int64_t w = b; w < e; ++w) body(ctx, static_cast<int>(w));
-  });
-}
 const bool aten_pool_installed = [] {
-  pool_runner().store(&aten_pool, std::memory_order_release);
+  pool_runner().store(aten_pool_runner(), std::memory_order_release);
   return true;
 }();
 
@@ -120,6 +109,12 @@ LayerInputs PressInputs::raw() const {
   return in;
 }
 
+#ifdef MADV_POPULATE_WRITE
+constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kMadvPopulateWrite = 23;  // Linux 5.14's value; older headers lack the name
+#endif
+
 at::Tensor empty_cache_buffer(int64_t rows, int64_t cols) {
   const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
   constexpr size_t kHuge = size_t{2} << 20;
@@ -128,6 +123,10 @@ at::Tensor empty_cache_buffer(int64_t rows, int64_t cols) {
   void* p = std::aligned_alloc(kHuge, alloc);
   if (!p) throw std::bad_alloc();
   (void)madvise(p, alloc, MADV_HUGEPAGE);  // advice only: without THP this is an ordinary buffer
+  // Fault the pages in here, once, before the executor's threads write them: two threads faulting huge pages
+  // into one buffer contend in the kernel's page allocator (knorm at S = 32768 on 2 threads: 57 ms with faults
+  // during the gather, 29 ms populated first). Advice only: an older kernel (< 5.14) returns EINVAL.
+  (void)madvise(p, alloc, kMadvPopulateWrite);
   return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kFloat));
 }
 
