@@ -7,16 +7,18 @@
 #include <string>
 
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAGuard.h>
+#include <c10/core/DeviceGuard.h>
 
 #include "core/error.hpp"
 
 namespace kvf::cuda {
 namespace {
 
+// Any device: these are tensor ops only, and tests/test_device_scorers_host.cpp runs them on CPU tensors against the
+// CPU policies (the executors call them with CUDA tensors).
 void require_keys(const at::Tensor& k) {
-  if (!k.defined() || !k.is_cuda() || k.scalar_type() != at::kFloat || k.dim() != 4)
-    throw Error("cuda: keys must be a float32 (B, H, S, d) CUDA tensor");
+  if (!k.defined() || k.scalar_type() != at::kFloat || k.dim() != 4)
+    throw Error("device scorers: keys must be a float32 (B, H, S, d) tensor");
 }
 at::Tensor on(const at::Tensor& t, const at::Tensor& like) {
   return t.defined() ? t.to(like.device(), at::kFloat).contiguous() : t;
@@ -59,7 +61,7 @@ at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t
 
 at::Tensor keydiff_scores(const at::Tensor& keys) {
   require_keys(keys);
-  const c10::cuda::CUDAGuard guard(keys.device());
+  const c10::DeviceGuard guard(keys.device());
   const int64_t S = keys.size(2);
   const at::Tensor nk = keys.norm(2, -1);                                     // (B, H, S)
   const at::Tensor unit = keys / nk.clamp_min(1e-12).unsqueeze(-1);          // F.normalize
@@ -72,7 +74,7 @@ at::Tensor keydiff_scores(const at::Tensor& keys) {
 at::Tensor snapkv_scores(const QueryInputs& q, const at::Tensor& keys, int64_t w, int64_t k) {
   require_keys(keys);
   require_queries(q, keys, "snapkv");
-  const c10::cuda::CUDAGuard guard(keys.device());
+  const c10::DeviceGuard guard(keys.device());
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), d = keys.size(3), G = q.q_heads / H, n = S - w;
   at::Tensor sums;  // (B, H, G, n): the window rows' attention, summed over the rows
   if (q.attentions.defined()) {
@@ -97,7 +99,7 @@ at::Tensor snapkv_scores(const QueryInputs& q, const at::Tensor& keys, int64_t w
 at::Tensor tova_scores(const QueryInputs& q, const at::Tensor& keys) {
   require_keys(keys);
   require_queries(q, keys, "tova");
-  const c10::cuda::CUDAGuard guard(keys.device());
+  const c10::DeviceGuard guard(keys.device());
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), d = keys.size(3), G = q.q_heads / H, n = S - 1;
   at::Tensor total;  // (B, n): the last query's attention summed over all query heads
   if (q.attentions.defined()) {
@@ -118,7 +120,7 @@ at::Tensor observed_attention_scores(const QueryInputs& q, const at::Tensor& key
   if (!q.attentions.defined()) throw Error("observed_attention: needs the layer's attention weights (eager attention)");
   if (q.q_heads <= 0 || q.q_heads % keys.size(1) != 0)
     throw Error("observed_attention: the query heads must be a multiple of the kv heads");
-  const c10::cuda::CUDAGuard guard(keys.device());
+  const c10::DeviceGuard guard(keys.device());
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), G = q.q_heads / H;
   const at::Tensor col = on(q.attentions, keys).sum(2);  // (B, Hq, S)
   const at::Tensor seen = at::arange(S, 0, -1, keys.options());  // S - t queries see position t
@@ -131,7 +133,7 @@ at::Tensor expected_attention_scores(const QueryInputs& q, const at::Tensor& key
   if (q.q_heads <= 0 || q.q_heads % keys.size(1) != 0 || !q.hidden_states.defined() || !q.q_proj.defined() ||
       !q.inv_freq.defined() || !values.defined())
     throw Error("expected_attention: needs the hidden states, q_proj, inv_freq and the values");
-  const c10::cuda::CUDAGuard guard(keys.device());
+  const c10::DeviceGuard guard(keys.device());
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), d = keys.size(3), G = q.q_heads / H;
   const int64_t sink = a.n_sink, n = S - sink, T = q.hidden_states.size(1), half = d / 2;
   const int64_t t0 = std::min(sink, T), Tq = std::max<int64_t>(T - sink, 0);

@@ -2,7 +2,8 @@
 // The query/attention scorers on the device with libtorch ops (cuBLAS GEMMs): the same math as the policies'
 // score_head (policies/scorers/*.hpp), whole layer at once. (B, H, S) float32 scores WITHOUT protection (the
 // executor applies Scorer::protect, as compose/score_layer.hpp does); the protected slots hold 0.
-// Part of kvf_cuda_torch: tensors and numbers only (no PressInputs, see device_ops.hpp).
+// Part of kvf_cuda_torch: tensors and numbers only (no PressInputs, see device_ops.hpp). Device-agnostic tensor code:
+// tests/test_device_scorers_host.cpp also runs it on CPU tensors against the CPU policies.
 #include <cstdint>
 
 #include <ATen/Tensor.h>
