@@ -51,6 +51,10 @@ concept Scorer = HasParams<S> && requires(const typename S::Params& p, const Lay
 //   static std::pair<int64_t, int64_t> query_rows(const Params&, const LayerInputs&)
 //       hidden rows [begin, end) whose pre-RoPE queries the scorer reads: the torch bridge projects them once per
 //       layer for all heads (LayerInputs::queries) instead of once per kv head. Post-ops may declare it too.
+//   static QueryStatsRequest query_stats_request(const Params&, const LayerInputs&)
+//       hidden rows whose pre-RoPE query mean (and covariance) the scorer reads: the torch bridge computes them once
+//       per layer for all heads (LayerInputs::query_mean / query_cov), by the cheaper of two evaluations
+//       (kernels/query_statistics.hpp), instead of projecting every row.
 //   static void finish_layer(const Params&, const LayerInputs&, float* scores)
 //       runs once after every head was scored (before protection): scores shared across heads (tova) are
 //       reduced here instead of being recomputed by every head.
@@ -72,6 +76,15 @@ constexpr bool scorer_reads_hidden_states() {
   if constexpr (requires { Sc::reads_hidden_states; }) return Sc::reads_hidden_states;
   return true;
 }
+
+struct QueryStatsRequest {
+  int64_t row0 = 0, rows = 0;  // hidden rows [row0, row0 + rows) of the view
+  bool covariance = false;
+};
+template <class X, class P>
+concept DeclaresQueryStats = requires(const P& p, const LayerInputs& in) {
+  { X::query_stats_request(p, in) } -> std::same_as<QueryStatsRequest>;
+};
 
 template <class X, class P>
 concept DeclaresQueryRows = requires(const P& p, const LayerInputs& in) {

@@ -41,8 +41,20 @@ struct LayerInputs {
   // back to projecting the rows themselves when this is null or does not cover a request.
   const float* queries = nullptr;
   int64_t query_row0 = 0, query_rows = 0;
+  // Optional: mean (B, Hq, d) and biased covariance (B, Hq, d, d, or null) of the pre-RoPE queries of hidden rows
+  // [query_stats_row0, query_stats_row0 + query_stats_rows) of the underlying array, computed once per layer by the
+  // torch bridge (kernels/query_statistics.hpp) for the rows the scorer declares (Scorer::query_stats_request).
+  // Policies compute them themselves when null or for other rows.
+  const float* query_mean = nullptr;
+  const float* query_cov = nullptr;
+  int64_t query_stats_row0 = 0, query_stats_rows = 0;
 
   int64_t group() const { return q_heads / kv_heads; }
+  // The precomputed query statistics of hidden rows [t0, t0 + rows) of this view, when the bridge made them.
+  bool has_query_stats(int64_t t0, int64_t rows, bool covariance) const {
+    return query_mean && (!covariance || query_cov) && query_stats_row0 == token_offset + t0 &&
+           query_stats_rows == rows;
+  }
   // Position 0 of (b, h)'s keys/values in this view; rows are head_dim apart.
   const float* key(int64_t b, int64_t h) const { return keys + ((b * kv_heads + h) * seq_stride + seq_offset) * head_dim; }
   const float* value(int64_t b, int64_t h) const {

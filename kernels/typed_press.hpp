@@ -12,6 +12,7 @@
 #include "kernels/build_config.hpp"
 #include "kernels/cpu/executor.hpp"
 #include "kernels/press_inputs.hpp"
+#include "kernels/query_statistics.hpp"
 #include "kernels/reference/reference.hpp"
 #include "kernels/registry.hpp"
 #if KVF_HAVE_CUDA
@@ -87,6 +88,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
       };
     LayerInputs raw = in.raw();
     at::Tensor queries = project_queries(in, raw);  // keeps the buffer raw.queries points into alive
+    const QueryStatistics stats = query_stats(in, raw);  // likewise for raw.query_mean / query_cov
     CpuExecutor<PressT>::run(params_, raw, out);
     if (!out.scores.empty())
       r.scores = at::from_blob(out.scores.data(), {B, H, S}, at::kFloat).clone();
@@ -121,16 +123,36 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
     if (params_.compression_ratio == 0.0 || !in.hidden_states.defined() || !in.q_proj.defined()) return {};
     const auto [lo, hi] = query_rows(raw);
     if (hi <= lo) return {};
-    const int64_t B = raw.batch, Hq = raw.q_heads, d = raw.head_dim, R = hi - lo;
-    at::Tensor q = at::matmul(in.hidden_states.narrow(1, lo, R), in.q_proj.t());  // (B, R, Hq*d)
-    if (in.q_bias.defined()) q = q + in.q_bias;
-    q = q.view({B, R, Hq, d});
-    if (in.q_norm.defined()) q = in.q_norm * (q * at::rsqrt(q.pow(2).mean(-1, true) + raw.rms_norm_eps));
-    q = q.permute({0, 2, 1, 3}).contiguous();
+    const int64_t R = hi - lo;
+    at::Tensor q = prerope_query_rows(in.hidden_states, in.q_proj, in.q_bias, in.q_norm, raw.rms_norm_eps, raw.q_heads,
+                                      lo, R);  // (B, Hq, R, d)
     raw.queries = q.data_ptr<float>();
     raw.query_row0 = lo;
     raw.query_rows = R;
     return q;
+  }
+
+  // The query statistics the scorer declares (Scorer::query_stats_request), once per layer for all heads with
+  // libtorch's GEMMs (kernels/query_statistics.hpp); raw.query_mean/query_cov point at them. Empty when not asked
+  // for or when the press has nothing to do.
+  QueryStatistics query_stats(const PressInputs& in, LayerInputs& raw) const {
+    QueryStatistics s;
+    if constexpr (DeclaresQueryStats<Sc, typename Sc::Params>) {
+      if (params_.compression_ratio == 0.0 || !in.hidden_states.defined() || !in.q_proj.defined()) return s;
+      const QueryStatsRequest req = Sc::query_stats_request(params_.scorer, raw);
+      if (req.rows <= 0 || req.row0 < 0 || req.row0 + req.rows > raw.tokens) return s;
+      s = query_statistics(in.hidden_states, in.q_proj, in.q_bias, in.q_norm, raw.rms_norm_eps, raw.q_heads, req.row0,
+                           req.rows, req.covariance);
+      s.mean = s.mean.contiguous();
+      raw.query_mean = s.mean.data_ptr<float>();
+      if (req.covariance) {
+        s.covariance = s.covariance.contiguous();
+        raw.query_cov = s.covariance.data_ptr<float>();
+      }
+      raw.query_stats_row0 = raw.token_offset + req.row0;
+      raw.query_stats_rows = req.rows;
+    }
+    return s;
   }
 
   // Every "policy.param" this press accepts.

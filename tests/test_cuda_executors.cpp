@@ -206,6 +206,9 @@ std::vector<Case> cases() {
                                                   [](auto& p) { p.granularity.block_size = 8; },
                                                   {.token_local = true}));
   v.push_back(make_case<Press<Knorm, TopK, Block>>("block(knorm)", [](auto&) {}, {.token_local = true}));
+  // Set-dependent: every round re-scores the set on the device (block_iterative); 128-token blocks keep the CPU
+  // side of S = 40000 to ~160 rounds.
+  v.push_back(make_case<Press<KeyDiff, TopK, Block>>("block(keydiff)", [](auto&) {}, {}));
   v.push_back(make_case<Press<Knorm, TopK, Token, ThinK>>("think(knorm, key_channel_compression_ratio=0.5, window_size=8)",
                                                          [](auto& p) {
                                                            std::get<0>(p.post).key_channel_compression_ratio = 0.5;

@@ -23,7 +23,7 @@ const std::set<std::string> kCudaPresses = {
     "knorm", "random", "streaming_llm", "snapkv", "tova", "observed_attention", "expected_attention", "keydiff",
     "adakv(knorm)", "adakv(snapkv)", "adakv(expected_attention)", "per_layer(knorm)", "pyramidkv",
     "key_rerotation(knorm)", "key_rerotation(streaming_llm)", "lagkv", "chunk(knorm)", "chunkkv(knorm)",
-    "chunkkv(snapkv)", "block(knorm)", "think(knorm)", "think(snapkv)"};
+    "chunkkv(snapkv)", "block(knorm)", "block(keydiff)", "think(knorm)", "think(snapkv)"};
 
 // The layer of `r` with every tensor a press reads on the GPU.
 struct GpuLayer {

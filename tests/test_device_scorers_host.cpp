@@ -1,14 +1,22 @@
-// The device scorers written with libtorch ops (kernels/cuda/device_scorers.cpp: keydiff, snapkv, tova,
-// observed_attention, expected_attention) are device-agnostic tensor code, so they run here on CPU tensors against
-// the CPU policies' score_head (compose/score_layer.hpp). This checks their math on every machine, GPU or not; on a
-// GPU the same functions are checked end to end by test_cuda_executors.cpp. Scores are compared on the positions
-// the press does not protect (the device scorers leave the protected slots 0; the executor fills them).
+// The device code written with libtorch ops is device-agnostic tensor code, so it runs here on CPU tensors against
+// the CPU policies, on every machine, GPU or not (on a GPU the same functions are checked end to end by
+// test_cuda_executors.cpp):
+//  - the scorers of kernels/cuda/device_scorers.cpp (keydiff, snapkv, tova, observed_attention,
+//    expected_attention) against score_head (compose/score_layer.hpp), on the positions the press does not protect
+//    (the device scorers leave the protected slots 0; the executor fills them);
+//  - block_iterative (device_wrappers.cpp, the CUDA block(keydiff) executor's rounds) against the CPU's
+//    Block::run_iterative.
 #include "tests/test_cuda_support.hpp"
 
 #include <string>
 
+#include "compose/press.hpp"
 #include "compose/score_layer.hpp"
+#include "kernels/cpu/executor.hpp"
 #include "kernels/cuda/cuda_scorers.hpp"
+#include "kernels/cuda/device_wrappers.hpp"
+#include "policies/granularity/block.hpp"
+#include "policies/selectors/topk.hpp"
 
 using namespace kvf;
 using namespace kvf::cudatest;
@@ -88,4 +96,79 @@ TEST_CASE("device scorers (libtorch ops) on host tensors match the CPU policies"
                                               1e-3, 1e-7);
       }
   }
+}
+
+namespace {
+
+// The CPU executor's block press on `L` vs block_iterative on the same CPU tensors, each round's set scored by
+// `device_score` (keys, values) -> (B, H, m); "" when kept sets and scores agree (scores equal, NaN included, when
+// `exact`; else within rtol).
+template <class Sc>
+std::string block_mismatch(const TestLayer& L, double cr, int64_t block_size, const cuda::SetScorer& device_score,
+                           bool exact) {
+  using P = Press<Sc, selectors::TopK, granularity::Block>;
+  typename P::Params p;
+  p.compression_ratio = cr;
+  p.granularity.block_size = block_size;
+  PressOutput out;
+  CpuExecutor<P>::run(p, L.host.raw(), out);
+  const int64_t B = L.host.keys.size(0), H = L.host.keys.size(1), S = L.host.keys.size(2);
+  const int64_t n = std::clamp<int64_t>(n_kept(S, cr), 0, S);
+  const cuda::BlockRounds r = cuda::block_iterative(L.host.keys, at::Tensor(), n, block_size, device_score);
+  const std::vector<float> scores = floats(r.scores);
+  const at::Tensor pos = r.positions.contiguous();
+  if (pos.size(0) != B * H || pos.size(1) != n) return "positions have the wrong shape";
+  for (int64_t i = 0; i < B * H; ++i) {
+    const int32_t* got = pos.data_ptr<int32_t>() + i * n;
+    if (out.kept.count(i / H, i % H) != n || !std::equal(got, got + n, out.kept.begin(i / H, i % H)))
+      return "head " + std::to_string(i) + " keeps a different set";
+  }
+  for (size_t j = 0; j < scores.size(); ++j) {
+    const float g = scores[j], w = out.scores[j];
+    // Exact: equal floats, NaN matching NaN; +-0 count as equal (Eigen's vectorised negation in knorm's row_norms
+    // gives +0 or -0 for a zero key depending on its place in the packet, which the set changes).
+    const bool same = exact ? (std::isnan(g) ? std::isnan(w) : g == w) : close(g, w, 1e-4, 1e-6);
+    if (!same) return "score " + std::to_string(j) + ": " + std::to_string(g) + " vs cpu " + std::to_string(w);
+  }
+  return "";
+}
+
+// Scores a round's set with the CPU scorer itself (bitwise the CPU executor's floats): isolates the rounds.
+template <class Sc>
+cuda::SetScorer cpu_set_scorer(const TestLayer& L) {
+  return [&L](const at::Tensor& ks, const at::Tensor&) {
+    PressInputs sub = L.host;
+    sub.keys = ks.contiguous();
+    LayerInputs r = sub.raw();
+    r.hidden_states = nullptr;
+    r.tokens = r.token_stride = ks.size(2);
+    at::Tensor s = at::empty({ks.size(0), ks.size(1), ks.size(2)}, at::kFloat);
+    score_layer<Sc>(typename Sc::Params{}, r, s.data_ptr<float>());
+    return s;
+  };
+}
+
+}  // namespace
+
+TEST_CASE("block_iterative (the CUDA block executor's rounds) on host tensors matches Block::run_iterative",
+          "[cuda][device-scorers]") {
+  uint64_t seed = 5;
+  for (const Inputs kind : {Inputs::Random, Inputs::Ties, Inputs::SignedZeros, Inputs::Inf})
+    for (const Shape& s : {Shape{1, 4, 4, 1, 16}, Shape{1, 4, 4, 61, 16}, Shape{2, 8, 2, 300, 32}})
+      for (const double cr : {0.0001, 0.25, 0.5, 0.9})
+        for (const int64_t bs : {int64_t{1}, int64_t{7}, int64_t{128}}) {
+          TestLayer L(s.B, s.Hq, s.H, s.S, s.d, seed++, false, kind);
+          INFO("inputs " << static_cast<int>(kind) << " B=" << s.B << " H=" << s.H << " S=" << s.S << " cr=" << cr
+                         << " block_size=" << bs);
+          // Rounds alone, bitwise: the CPU's keydiff on each set (set-dependent) and knorm (the token-local case,
+          // which the CPU runs by merging; the rounds must give the same sets).
+          CHECK(block_mismatch<scorers::KeyDiff>(L, cr, bs, cpu_set_scorer<scorers::KeyDiff>(L), true) == "");
+          CHECK(block_mismatch<scorers::Knorm>(L, cr, bs, cpu_set_scorer<scorers::Knorm>(L), true) == "");
+          // With the device scorer (torch ops): its floats differ from the CPU's in the last bits, which can only
+          // swap near-equal scores; random inputs have none at these sizes.
+          if (kind == Inputs::Random)
+            CHECK(block_mismatch<scorers::KeyDiff>(
+                      L, cr, bs, [](const at::Tensor& ks, const at::Tensor&) { return cuda::keydiff_scores(ks); },
+                      false) == "");
+        }
 }

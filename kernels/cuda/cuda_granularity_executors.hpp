@@ -12,7 +12,9 @@
 //           run_token_local keeps, round after round, the n best of the kept set and the next block under the
 //           total order (key descending, position ascending), so its final set is that order's n best of the
 //           whole layer: one select_topn (tests/test_cuda_executors.cpp checks it against run_token_local). Scores:
-//           the layer's, or all NaN when n == S (no round runs). Set-dependent scorers (keydiff) stay on the host.
+//           the layer's, or all NaN when n == S (no round runs). Set-dependent scorers that read neither the
+//           hidden states nor attention weights (keydiff): run_iterative's rounds with tensor ops
+//           (block_iterative), each round's set scored by CudaScorer<Sc> with its protection.
 // Then, as the token executor: ragged gather -> post-ops -> cast to the cache dtype; cr == 0 keeps everything
 // (nothing scored, no post-ops).
 #include <algorithm>
@@ -136,6 +138,44 @@ struct CudaExecutor<Press<Sc, Se, granularity::Block, Po...>> {
       kept = all_kept(B, H, S, in.keys.device());
     }
     return detail::finish<Po...>(p.post, in, std::move(scores), kept, std::index_sequence_for<Po...>{});
+  }
+};
+
+template <class Sc, class Se, class... Po>
+  requires(!TokenLocalScorer<Sc> && !scorer_reads_hidden_states<Sc>() && !Sc::needs_attentions &&
+           CudaScorer<Sc>::available && (CudaPostOp<Po>::available && ...))
+struct CudaExecutor<Press<Sc, Se, granularity::Block, Po...>> {
+  using PressT = Press<Sc, Se, granularity::Block, Po...>;
+  static constexpr bool available = true;
+
+  static CompressResult run(const typename PressT::Params& p, const PressInputs& in) {
+    const c10::DeviceGuard guard(in.keys.device());
+    const LayerInputs raw = detail::validated_layer<Sc>(p.scorer, p.compression_ratio, in);
+    if (p.compression_ratio == 0.0) return detail::keep_everything(in);
+    granularity::Block::check_hidden_rows(raw);
+    const int64_t B = raw.batch, H = raw.kv_heads, S = raw.seq;
+    const int64_t n = std::clamp<int64_t>(n_kept(S, p.compression_ratio), 0, S);
+    // Each round's set as the CPU's run_iterative presents it to the scorer: its keys (and values if read), no
+    // hidden rows, no attention weights, no precomputed queries.
+    auto score = [&](const at::Tensor& ks, const at::Tensor& vs) {
+      PressInputs sub = in;
+      sub.keys = ks;
+      sub.values = vs;
+      sub.attentions = at::Tensor();
+      LayerInputs r = sub.raw();
+      r.compression_ratio = p.compression_ratio;
+      r.hidden_states = nullptr;
+      r.tokens = r.token_stride = ks.size(2);
+      r.token_offset = 0;
+      r.queries = nullptr;
+      r.query_mean = r.query_cov = nullptr;
+      Sc::validate(p.scorer, r);
+      return detail::score_protected<Sc>(p.scorer, sub, r);
+    };
+    BlockRounds rounds = block_iterative(in.keys, scorer_reads_values<Sc>() ? in.values : at::Tensor(), n,
+                                         p.granularity.block_size, score);
+    const DeviceKept kept = uniform_kept(rounds.positions, B, H);
+    return detail::finish<Po...>(p.post, in, std::move(rounds.scores), kept, std::index_sequence_for<Po...>{});
   }
 };
 

@@ -10,6 +10,7 @@
 #include <c10/core/DeviceGuard.h>
 
 #include "core/error.hpp"
+#include "kernels/query_statistics.hpp"
 
 namespace kvf::cuda {
 namespace {
@@ -47,15 +48,9 @@ void require_queries(const QueryInputs& q, const at::Tensor& keys, const char* w
 }  // namespace
 
 // Pre-RoPE queries of hidden rows [t0, t0 + rows): (B, Hq, rows, d) (query_states.hpp's prerope_queries).
-at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t d) {
-  const at::Tensor h = on(q.hidden_states, like).narrow(1, t0, rows);
-  const int64_t B = h.size(0), Hq = q.q_heads;
-  at::Tensor x = at::matmul(h, on(q.q_proj, like).t());
-  if (q.q_bias.defined()) x = x + on(q.q_bias, like);
-  x = x.view({B, rows, Hq, d});
-  if (q.q_norm.defined())
-    x = on(q.q_norm, like) * (x * at::rsqrt(x.pow(2).mean(-1, true) + q.rms_norm_eps));
-  return x.permute({0, 2, 1, 3}).contiguous();
+at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t) {
+  return prerope_query_rows(on(q.hidden_states, like), on(q.q_proj, like), on(q.q_bias, like), on(q.q_norm, like),
+                            q.rms_norm_eps, q.q_heads, t0, rows);
 }
 
 
@@ -137,9 +132,19 @@ at::Tensor expected_attention_scores(const QueryInputs& q, const at::Tensor& key
   const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), d = keys.size(3), G = q.q_heads / H;
   const int64_t sink = a.n_sink, n = S - sink, T = q.hidden_states.size(1), half = d / 2;
   const int64_t t0 = std::min(sink, T), Tq = std::max<int64_t>(T - sink, 0);
-  // Query statistics per query head (biased covariance); T <= n_sink gives NaN, as kvpress.
-  const at::Tensor Q = prerope_queries(q, keys, t0, Tq, d);  // (B, Hq, Tq, d)
-  const at::Tensor mu = Q.mean(2);                            // (B, Hq, d)
+  // Query statistics per query head (biased covariance), the CPU bridge's function (kernels/query_statistics.hpp);
+  // T <= n_sink gives NaN, as kvpress.
+  at::Tensor mu, cov;
+  if (Tq > 0) {
+    const QueryStatistics st = query_statistics(on(q.hidden_states, keys), on(q.q_proj, keys), on(q.q_bias, keys),
+                                                on(q.q_norm, keys), q.rms_norm_eps, q.q_heads, t0, Tq,
+                                                a.use_covariance);
+    mu = st.mean;
+    cov = st.covariance;
+  } else {
+    mu = at::full({B, q.q_heads, d}, NAN, keys.options());
+    cov = at::full({B, q.q_heads, d, d}, NAN, keys.options());
+  }
   // The averaged future rotation Rbar (mean_rope + rotate in expected_attention.hpp), float32 positions.
   const at::Tensor pos = at::arange(T, T + a.n_future_positions, keys.options());
   const at::Tensor f = pos.view({-1, 1}) * on(q.inv_freq, keys).narrow(0, 0, half).view({1, -1});  // (F, d/2)
@@ -151,8 +156,6 @@ at::Tensor expected_attention_scores(const QueryInputs& q, const at::Tensor& key
   const at::Tensor K = keys.narrow(2, sink, n).unsqueeze(2);  // (B, H, 1, n, d)
   at::Tensor z = at::matmul(mu_r, K.transpose(-1, -2)).squeeze(3) / std::sqrt(static_cast<double>(d));  // (B,H,G,n)
   if (a.use_covariance) {
-    const at::Tensor c = Q - mu.unsqueeze(2);
-    const at::Tensor cov = at::matmul(c.transpose(2, 3), c) / static_cast<double>(Tq);       // (B, Hq, d, d)
     const at::Tensor cov_r = at::matmul(R, at::matmul(cov, R.t())).view({B, H, G, d, d});
     const at::Tensor ks = at::matmul(K, cov_r.transpose(-1, -2));                           // (B, H, G, n, d)
     z = z + (ks * K).sum(-1) / static_cast<double>(d) / 2.0;

@@ -1,11 +1,13 @@
 #include "kernels/cuda/device_wrappers.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "core/error.hpp"
@@ -122,6 +124,38 @@ at::Tensor lagkv_scores(const at::Tensor& keys, const at::Tensor& values, int64_
                      out.data_ptr<float>(), bytes ? ws.data_ptr() : nullptr, bytes, stream()),
         "lagkv");
   return out;
+}
+
+BlockRounds block_iterative(const at::Tensor& keys, const at::Tensor& values, int64_t n, int64_t block_size,
+                            const SetScorer& score) {
+  if (!keys.defined() || keys.dim() != 4) throw Error("block: keys must be a (B, H, S, d) tensor");
+  if (values.defined() && values.sizes() != keys.sizes()) throw Error("block: values must have the keys' shape");
+  const c10::DeviceGuard guard(keys.device());
+  const int64_t B = keys.size(0), H = keys.size(1), S = keys.size(2), d = keys.size(3), BH = B * H;
+  if (n < 0 || n > S || block_size < 1)
+    throw Error("block: n = " + std::to_string(n) + " and block_size = " + std::to_string(block_size) +
+                " must satisfy 0 <= n <= S = " + std::to_string(S) + " and block_size >= 1");
+  const int64_t bs = std::min(block_size, S);
+  const auto i64 = keys.options().dtype(at::kLong);
+  at::Tensor scores = at::full({BH, S}, NAN, keys.options().dtype(at::kFloat));
+  at::Tensor kept = at::arange(n, i64).expand({BH, n});  // per head, descending-score order
+  const at::Tensor K = keys.reshape({BH, S, d});
+  const at::Tensor V = values.defined() ? values.reshape({BH, S, d}) : at::Tensor();
+  for (int64_t i = n; i < S; i += bs) {
+    const int64_t end = std::min(i + bs, S), m = n + (end - i);
+    const at::Tensor cur = at::cat({kept, at::arange(i, end, i64).expand({BH, end - i})}, 1);  // (BH, m)
+    const at::Tensor rows = cur.unsqueeze(-1).expand({BH, m, d});
+    const at::Tensor ks = K.gather(1, rows).view({B, H, m, d});
+    const at::Tensor vs = V.defined() ? V.gather(1, rows).view({B, H, m, d}) : at::Tensor();
+    const at::Tensor s = score(ks, vs).reshape({BH, m}).to(at::kFloat);
+    scores.scatter_(1, cur, s);
+    const at::Tensor order = std::get<1>(at::sort(s, /*stable=*/true, /*dim=*/1, /*descending=*/true));
+    kept = cur.gather(1, order.narrow(1, 0, n));
+  }
+  BlockRounds r;
+  r.positions = std::get<0>(at::sort(kept, 1)).to(at::kInt).contiguous();
+  r.scores = scores.view({B, H, S});
+  return r;
 }
 
 }  // namespace kvf::cuda

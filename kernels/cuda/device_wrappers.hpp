@@ -3,6 +3,7 @@
 // CudaScorer<LagKV>: CUDA tensors in and out, on the current stream, float32. Part of kvf_cuda_torch (tensors and
 // numbers only, see device_ops.hpp).
 #include <cstdint>
+#include <functional>
 
 #include <ATen/Tensor.h>
 
@@ -26,6 +27,20 @@ DeviceKept chunkkv_select(const at::Tensor& scores, int64_t chunk_length, double
 at::Tensor think_query_norms(const QueryInputs& q, const at::Tensor& keys, int64_t window);
 // The m channels of smallest qn * kn zeroed in every kept key of each head (kept_keys (rows, d), in place).
 void think_prune(const at::Tensor& kept_keys, const DeviceKept& kept, const at::Tensor& qn, int64_t m);
+
+// granularity::Block's run_iterative, round by round with tensor ops (any device), for scorers that read neither the
+// hidden states nor attention weights (keydiff): every head starts with [0, n); each round scores the kept set plus
+// the next block with `score` ((B, H, m, d) keys and values -> (B, H, m) scores, protection applied) and keeps its n
+// best, carried in descending-score order (NaN first, ties to the earlier entry of the set: a stable descending
+// sort, as the CPU's partial_sort with score_before). `values` undefined: not gathered (the scorer gets an
+// undefined tensor). positions: (B*H, n) int32 ascending; scores (B, H, S): each position's score from the last
+// round that scored it, NaN where none did (n == S runs no round).
+struct BlockRounds {
+  at::Tensor positions, scores;
+};
+using SetScorer = std::function<at::Tensor(const at::Tensor& keys, const at::Tensor& values)>;
+BlockRounds block_iterative(const at::Tensor& keys, const at::Tensor& values, int64_t n, int64_t block_size,
+                            const SetScorer& score);
 
 // scorers::LagKV on keys/values (B, H, S, d): (B, H, S) scores, bitwise LagKV::score_head's.
 at::Tensor lagkv_scores(const at::Tensor& keys, const at::Tensor& values, int64_t n_sink, int64_t lag_size,

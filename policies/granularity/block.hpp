@@ -81,17 +81,23 @@ struct Block {
     });
   }
 
+  // kvpress views the hidden states as (B, S, H, hidden / H) whether or not the scorer reads them (the CUDA
+  // executor checks the same).
+  static void check_hidden_rows(const LayerInputs& in) {
+    if (in.hidden_states && (in.hidden % in.kv_heads != 0 || in.tokens != in.seq))
+      throw Error("block: the hidden states must have one row per cached position and a hidden size divisible by "
+                  "the kv heads (kvpress views them as (B, S, H, hidden / H)); got " + std::to_string(in.tokens) +
+                  " rows for " + std::to_string(in.seq) + " positions, hidden " + std::to_string(in.hidden) + ", " +
+                  std::to_string(in.kv_heads) + " kv heads");
+  }
+
   // The general case (kvpress's loop): gather each round's set, re-assemble its hidden states, score it, keep n.
   template <class Sc, class Se>
   static void run_iterative(const Params& gp, const typename Sc::Params& sp, const typename Se::Params&,
                             const LayerInputs& in, const SelectContext& ctx, std::vector<float>& scores,
                             KeptSets& kept) {
     const int64_t B = in.batch, H = in.kv_heads, S = in.seq, d = in.head_dim, D = in.hidden, BH = B * H;
-    if (in.hidden_states && (D % H != 0 || in.tokens != S))
-      throw Error("block: the hidden states must have one row per cached position and a hidden size divisible by "
-                  "the kv heads (kvpress views them as (B, S, H, hidden / H)); got " + std::to_string(in.tokens) +
-                  " rows for " + std::to_string(S) + " positions, hidden " + std::to_string(D) + ", " +
-                  std::to_string(H) + " kv heads");
+    check_hidden_rows(in);
     const int64_t n = std::clamp<int64_t>(n_kept(S, ctx.compression_ratio), 0, S);
     const int64_t bs = gp.block_size < S ? gp.block_size : S;
     const int64_t Dh = H > 0 ? D / H : 0;
@@ -143,7 +149,8 @@ struct Block {
           });
           sub.hidden_states = h_sub.data();
         }
-        sub.queries = nullptr;  // rows of a re-assembled array: precomputed queries do not apply
+        sub.queries = nullptr;  // rows of a re-assembled array: precomputed queries and statistics do not apply
+        sub.query_mean = sub.query_cov = nullptr;
         sub.tokens = sub.token_stride = m;
         sub.token_offset = 0;
       }

@@ -11,6 +11,9 @@
 // positions are protected with the layer-wide max + 1. T = the hidden-state length (kvpress's q_len); the
 // future tables are rebuilt from inv_freq (attention_scaling 1: default / linear / llama3 RoPE).
 // Asserts S > n_sink. T <= n_sink gives empty statistics and NaN scores, as in kvpress.
+// mu and Sigma come from the torch bridge when it computed them for these rows (query_stats_request): for a linear
+// q_proj (no q_norm) it may use mu = W mean(h) + b, Sigma = W Cov(h) W^T, the same math with fewer multiply-adds
+// at long contexts (kernels/query_statistics.hpp); else score_head projects the rows per query head.
 #include <cmath>
 #include <algorithm>
 #include <string>
@@ -48,8 +51,11 @@ struct ExpectedAttention {
     if (in.head_dim % 2 != 0) throw Error("expected_attention: head_dim must be even (RoPE)");
   }
   static Protect protect(const Params& p, const LayerInputs&) { return {Protect::Kind::MaxPlusOne, p.n_sink, 0}; }
-  static std::pair<int64_t, int64_t> query_rows(const Params& p, const LayerInputs& in) {
-    return {std::min(p.n_sink, in.tokens), in.tokens};
+  // The statistics of rows [n_sink, T) come precomputed from the bridge when it can (one evaluation for all heads,
+  // kernels/query_statistics.hpp); score_head projects the rows itself otherwise.
+  static QueryStatsRequest query_stats_request(const Params& p, const LayerInputs& in) {
+    const int64_t t0 = std::min(p.n_sink, in.tokens);
+    return {t0, in.tokens - t0, p.use_covariance};
   }
 
   // Averaged future rotation: cbar, sbar (d) = mean over p in [T, T + n) of cos/sin(p * inv_freq[c mod d/2]).
@@ -91,8 +97,7 @@ struct ExpectedAttention {
   static void score_head(const Params& p, const LayerInputs& in, int64_t b, int64_t h, Scratch& ws, float* out) {
     const int64_t S = in.seq, d = in.head_dim, G = in.group(), sink = p.n_sink, n = S - sink;
     const int64_t T = in.tokens, Tq = std::max<int64_t>(T - sink, 0);
-    // ws.a: queries (Tq x d) | ws.b: mu, mu~, cbar, sbar, Sigma, Sigma R^T, Sigma~ | ws.c: logits (n)
-    ws.a.resize(static_cast<size_t>(Tq * d));
+    // ws.a: queries (Tq x d, only without the bridge's statistics) | ws.b: mu, mu~, cbar, sbar, Sigma, Sigma R^T, Sigma~ | ws.c: logits (n)
     ws.b.resize(static_cast<size_t>(4 * d + 3 * d * d));
     ws.c.resize(static_cast<size_t>(n));
     float *mu = ws.b.data(), *mu_r = mu + d, *cbar = mu_r + d, *sbar = cbar + d, *sig = sbar + d, *tmp = sig + d * d,
@@ -104,19 +109,29 @@ struct ExpectedAttention {
     const float* K = in.key(b, h) + sink * d;
     for (int64_t t = 0; t < S; ++t) out[t] = 0.f;
     float* s = out + sink;
+    const bool given = Tq > 0 && in.has_query_stats(std::min(sink, T), Tq, p.use_covariance);
     for (int64_t g = 0; g < G; ++g) {
-      float* Q = ws.a.data();
-      detail::prerope_queries(in, b, sink, Tq, h * G + g, Q);  // one GEMM for all Tq rows
-      for (int64_t c = 0; c < d; ++c) {
-        float acc = 0.f;
-        for (int64_t t = 0; t < Tq; ++t) acc += Q[t * d + c];
-        mu[c] = acc / static_cast<float>(Tq);
+      const int64_t qh = h * G + g;
+      if (given) {  // the bridge's statistics of this query head
+        std::copy_n(in.query_mean + (b * in.q_heads + qh) * d, d, mu);
+        if (p.use_covariance) std::copy_n(in.query_cov + (b * in.q_heads + qh) * d * d, d * d, sig);
+      } else {
+        ws.a.resize(static_cast<size_t>(Tq * d));
+        float* Q = ws.a.data();
+        detail::prerope_queries(in, b, sink, Tq, qh, Q);  // one GEMM for all Tq rows
+        for (int64_t c = 0; c < d; ++c) {
+          float acc = 0.f;
+          for (int64_t t = 0; t < Tq; ++t) acc += Q[t * d + c];
+          mu[c] = acc / static_cast<float>(Tq);
+        }
+        if (p.use_covariance) {
+          for (int64_t t = 0; t < Tq; ++t)
+            for (int64_t c = 0; c < d; ++c) Q[t * d + c] -= mu[c];  // centred
+          dense::gram(Q, Tq, d, static_cast<float>(Tq), sig);  // Sigma = Qc^T Qc / Tq
+        }
       }
       rotate(cbar, sbar, d, mu, 1, mu_r, 1);
       if (p.use_covariance) {
-        for (int64_t t = 0; t < Tq; ++t)
-          for (int64_t c = 0; c < d; ++c) Q[t * d + c] -= mu[c];  // centred
-        dense::gram(Q, Tq, d, static_cast<float>(Tq), sig);  // Sigma = Qc^T Qc / Tq
         for (int64_t a = 0; a < d; ++a) rotate(cbar, sbar, d, sig + a * d, 1, tmp + a * d, 1);  // Sigma R^T
         for (int64_t c = 0; c < d; ++c) rotate(cbar, sbar, d, tmp + c, d, sig_r + c, d);       // R (Sigma R^T)
       }
