@@ -33,7 +33,8 @@ std::set<std::thread::id> threads_used(int64_t n, int workers) {
 }  // namespace
 
 TEST_CASE("parallel_for spreads work over ATen's threads (the executors are not silently serial)", "[parallel]") {
-  REQUIRE(kvf::aten_pool_runner() != nullptr);  // this build found OpenMP (CMake says so when it does not)
+  // Without OpenMP (CMake says so) there is no ATen runner and parallel_for starts std::threads: still 2 threads.
+  if (kvf::aten_pool_runner() == nullptr) WARN("this build has no OpenMP: parallel_for starts its own threads");
   REQUIRE(kvf::pool_runner().load() == kvf::aten_pool_runner());  // installed by the torch bridge
   const int saved = at::get_num_threads();
   at::set_num_threads(2);
@@ -44,6 +45,10 @@ TEST_CASE("parallel_for spreads work over ATen's threads (the executors are not 
 }
 
 TEST_CASE("parallel_for honours at::set_num_threads(1) and nested regions", "[parallel]") {
+  if (kvf::aten_pool_runner() == nullptr) {
+    WARN("skipped: this build has no OpenMP, so parallel_for does not use ATen's pool or its thread count");
+    return;
+  }
   const int saved = at::get_num_threads();
   at::set_num_threads(1);
   CHECK(threads_used(16, 2).size() == 1);
