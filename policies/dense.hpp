@@ -34,7 +34,10 @@ inline void row_norms(const float* A, int64_t m, int64_t k, float* out, bool neg
   ConstMap a(A, m, k, Eigen::OuterStride<>(k));
   Eigen::Map<Eigen::VectorXf> o(out, m);
   o = a.rowwise().norm();
-  if (negate) o = -o;
+  // A plain loop, not Eigen's `-o`: Eigen's packet negation may compute 0 - x, which turns a zero key's -0 into +0
+  // depending on its place in the packet (kvpress's -norm, and the device kernel, give -0 for every zero key).
+  if (negate)
+    for (int64_t i = 0; i < m; ++i) out[i] = -out[i];
 }
 
 // z[0..n) <- softmax(z / divisor) (max-subtracted; -inf entries give 0), vectorised exp.

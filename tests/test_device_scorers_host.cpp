@@ -101,8 +101,8 @@ TEST_CASE("device scorers (libtorch ops) on host tensors match the CPU policies"
 namespace {
 
 // The CPU executor's block press on `L` vs block_iterative on the same CPU tensors, each round's set scored by
-// `device_score` (keys, values) -> (B, H, m); "" when kept sets and scores agree (scores equal, NaN included, when
-// `exact`; else within rtol).
+// `device_score` (keys, values) -> (B, H, m); "" when kept sets and scores agree (scores bitwise, NaN matching NaN,
+// when `exact`; else within rtol).
 template <class Sc>
 std::string block_mismatch(const TestLayer& L, double cr, int64_t block_size, const cuda::SetScorer& device_score,
                            bool exact) {
@@ -125,9 +125,8 @@ std::string block_mismatch(const TestLayer& L, double cr, int64_t block_size, co
   }
   for (size_t j = 0; j < scores.size(); ++j) {
     const float g = scores[j], w = out.scores[j];
-    // Exact: equal floats, NaN matching NaN; +-0 count as equal (Eigen's vectorised negation in knorm's row_norms
-    // gives +0 or -0 for a zero key depending on its place in the packet, which the set changes).
-    const bool same = exact ? (std::isnan(g) ? std::isnan(w) : g == w) : close(g, w, 1e-4, 1e-6);
+    const bool same = exact ? (std::isnan(g) ? std::isnan(w) : std::memcmp(&g, &w, sizeof g) == 0)
+                            : close(g, w, 1e-4, 1e-6);
     if (!same) return "score " + std::to_string(j) + ": " + std::to_string(g) + " vs cpu " + std::to_string(w);
   }
   return "";
