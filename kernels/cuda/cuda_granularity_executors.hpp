@@ -156,7 +156,7 @@ struct CudaExecutor<Press<Sc, Se, granularity::Block, Po...>> {
     const int64_t B = raw.batch, H = raw.kv_heads, S = raw.seq;
     const int64_t n = std::clamp<int64_t>(n_kept(S, p.compression_ratio), 0, S);
     // Each round's set as the CPU's run_iterative presents it to the scorer: its keys (and values if read), no
-    // hidden rows, no attention weights, no precomputed queries.
+    // hidden rows, no attention weights.
     auto score = [&](const at::Tensor& ks, const at::Tensor& vs) {
       PressInputs sub = in;
       sub.keys = ks;
@@ -166,9 +166,7 @@ struct CudaExecutor<Press<Sc, Se, granularity::Block, Po...>> {
       r.compression_ratio = p.compression_ratio;
       r.hidden_states = nullptr;
       r.tokens = r.token_stride = ks.size(2);
-      r.token_offset = 0;
-      r.queries = nullptr;
-      r.query_mean = r.query_cov = nullptr;
+      r.token_offset = 0;  // raw() sets no precomputed queries or statistics
       Sc::validate(p.scorer, r);
       return detail::score_protected<Sc>(p.scorer, sub, r);
     };

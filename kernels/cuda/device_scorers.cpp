@@ -32,8 +32,8 @@ at::Tensor rotate_half(const at::Tensor& x) {
 
 // The last w window queries, rotated with the last w rows of cos/sin: (B, Hq, w, d).
 at::Tensor window_queries(const QueryInputs& q, const at::Tensor& keys, int64_t w) {
-  const int64_t d = keys.size(3), T = q.hidden_states.size(1), R = q.cos.size(1);
-  const at::Tensor Q = prerope_queries(q, keys, T - w, w, d);
+  const int64_t T = q.hidden_states.size(1), R = q.cos.size(1);
+  const at::Tensor Q = prerope_queries(q, keys, T - w, w);
   const at::Tensor c = on(q.cos, keys).narrow(1, R - w, w).unsqueeze(1), s = on(q.sin, keys).narrow(1, R - w, w).unsqueeze(1);
   return Q * c + rotate_half(Q) * s;
 }
@@ -48,7 +48,7 @@ void require_queries(const QueryInputs& q, const at::Tensor& keys, const char* w
 }  // namespace
 
 // Pre-RoPE queries of hidden rows [t0, t0 + rows): (B, Hq, rows, d) (query_states.hpp's prerope_queries).
-at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t) {
+at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows) {
   return prerope_query_rows(on(q.hidden_states, like), on(q.q_proj, like), on(q.q_bias, like), on(q.q_norm, like),
                             q.rms_norm_eps, q.q_heads, t0, rows);
 }

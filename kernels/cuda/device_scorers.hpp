@@ -23,7 +23,7 @@ struct QueryInputs {
 
 // Pre-RoPE queries (q_proj + bias, then q_norm) of hidden rows [t0, t0 + rows): (B, Hq, rows, d) float32 on
 // like's device (query_states.hpp's prerope_queries, one GEMM).
-at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows, int64_t d);
+at::Tensor prerope_queries(const QueryInputs& q, const at::Tensor& like, int64_t t0, int64_t rows);
 
 at::Tensor keydiff_scores(const at::Tensor& keys);
 at::Tensor snapkv_scores(const QueryInputs& q, const at::Tensor& keys, int64_t window_size, int64_t kernel_size);

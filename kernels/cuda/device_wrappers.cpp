@@ -84,7 +84,7 @@ at::Tensor think_query_norms(const QueryInputs& q, const at::Tensor& keys, int64
   const int64_t T = q.hidden_states.size(1), R = q.cos.size(1);
   const int64_t w = std::min(window, T), wr = std::min(window, R);
   if (w != wr) throw Error("think: the RoPE tables and the hidden states cover different windows");
-  const at::Tensor Q = prerope_queries(q, keys, T - w, w, d);  // (B, Hq, w, d)
+  const at::Tensor Q = prerope_queries(q, keys, T - w, w);  // (B, Hq, w, d)
   const at::Tensor cs = on(q.cos, keys), sn = on(q.sin, keys);
   const at::Tensor qh = at::empty({B, Hq, d}, keys.options());
   check(think_query_energy(Q.data_ptr<float>(), cs.data_ptr<float>(), sn.data_ptr<float>(), B, Hq, w, d, R,
