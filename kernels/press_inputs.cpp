@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <new>
@@ -13,6 +11,7 @@
 #include "core/model.hpp"
 #include "kernels/aten_pool.hpp"
 #include "kernels/build_config.hpp"
+#include "kernels/cache_buffer_pool.hpp"
 #if KVF_HAVE_CUDA
 #include "kernels/cuda/ragged_decode_torch.hpp"
 #endif
@@ -109,25 +108,13 @@ LayerInputs PressInputs::raw() const {
   return in;
 }
 
-#ifdef MADV_POPULATE_WRITE
-constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
-#else
-constexpr int kMadvPopulateWrite = 23;  // Linux 5.14's value; older headers lack the name
-#endif
-
 at::Tensor empty_cache_buffer(int64_t rows, int64_t cols) {
   const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
-  constexpr size_t kHuge = size_t{2} << 20;
-  if (bytes < 4 * kHuge) return at::empty({rows, cols}, at::kFloat);
-  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(kHuge, alloc);
-  if (!p) throw std::bad_alloc();
-  (void)madvise(p, alloc, MADV_HUGEPAGE);  // advice only: without THP this is an ordinary buffer
-  // Fault the pages in here, once, before the executor's threads write them: two threads faulting huge pages
-  // into one buffer contend in the kernel's page allocator (knorm at S = 32768 on 2 threads: 57 ms with faults
-  // during the gather, 29 ms populated first). Advice only: an older kernel (< 5.14) returns EINVAL.
-  (void)madvise(p, alloc, kMadvPopulateWrite);
-  return at::from_blob(p, {rows, cols}, [](void* q) { std::free(q); }, at::TensorOptions().dtype(at::kFloat));
+  if (bytes < (size_t{8} << 20)) return at::empty({rows, cols}, at::kFloat);
+  size_t granted = 0;
+  void* p = acquire_cache_buffer(bytes, &granted);
+  return at::from_blob(p, {rows, cols}, [granted](void* q) { release_cache_buffer(q, granted); },
+                       at::TensorOptions().dtype(at::kFloat));
 }
 
 at::Tensor kept_mask(const KeptSets& kept, int64_t seq) {

@@ -32,9 +32,10 @@ struct CompressResult;
 // Moves a result's tensors to `device` (kept stays on the host).
 CompressResult result_to(CompressResult r, const at::Device& device);
 
-// An uninitialised float32 tensor for a compressed cache. Large ones are 2 MiB-aligned and advised as
-// transparent huge pages: a fresh 64 MiB cache otherwise costs ~16k page faults (plus zeroing), which is most of
-// a token-local press's compression time. Falls back to at::empty below 8 MiB.
+// An uninitialised float32 tensor for a compressed cache. From 8 MiB up it comes from the cache buffer pool
+// (kernels/cache_buffer_pool.hpp): 2 MiB-aligned transparent huge pages, populated once, and reused after the
+// tensor is freed, since faulting and zeroing a fresh buffer is most of a token-local press's compression time.
+// Below 8 MiB, at::empty.
 at::Tensor empty_cache_buffer(int64_t rows, int64_t cols);
 
 // Packs kept positions into a (B*H) int32 offsets/positions pair of tensors, and back.

@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/model.hpp"
 #include "experiments/eval/eval.hpp"
+#include "kernels/cache_buffer_pool.hpp"
 #include "kernels/press_hook.hpp"
 #include "kernels/registry.hpp"
 
@@ -127,6 +128,7 @@ std::string bench_speed_memory(const SpeedMemoryOptions& o) {
       double best_prefill = 1e30, best_comp = 0, best_decode = 1e30;
       int64_t kv_after = 0, peak = 0, rss0 = 0, ndec = 0, peak_dev = -1;
       for (int64_t rep = 0; rep < std::max<int64_t>(1, o.repeats); ++rep) {
+        trim_cache_buffer_pool();  // the previous cell's freed caches must not count in this cell's RSS
         reset_peak_rss();
         rss0 = rss_bytes();
         reset_device_peak(dev);
