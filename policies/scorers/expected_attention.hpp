@@ -135,16 +135,14 @@ struct ExpectedAttention {
         for (int64_t a = 0; a < d; ++a) rotate(cbar, sbar, d, sig + a * d, 1, tmp + a * d, 1);  // Sigma R^T
         for (int64_t c = 0; c < d; ++c) rotate(cbar, sbar, d, tmp + c, d, sig_r + c, d);       // R (Sigma R^T)
       }
-      dense::ConstMap Km(K, n, d, Eigen::OuterStride<>(d));
       Eigen::Map<Eigen::VectorXf> zv(z, n);
-      zv.noalias() = Km * Eigen::Map<const Eigen::VectorXf>(mu_r, d);
+      dense::gemv_rows(K, n, d, mu_r, z);
       zv /= sqrt_d;
       if (p.use_covariance) {
         // + k_t^T Sigma~ k_t / (2d): Sigma~ k_t for all keys in one GEMM.
         ks.resize(static_cast<size_t>(n * d));
         dense::gemm_nt(K, n, d, d, sig_r, d, d, ks.data(), d);
-        dense::ConstMap KS(ks.data(), n, d, Eigen::OuterStride<>(d));
-        zv.array() += Km.cwiseProduct(KS).rowwise().sum().array() / static_cast<float>(d) / 2.f;
+        for (int64_t t = 0; t < n; ++t) z[t] += dense::dot(K + t * d, ks.data() + t * d, d) / static_cast<float>(d) / 2.f;
       }
       dense::softmax_in_place(z, n);
       Eigen::Map<Eigen::ArrayXf>(s, n) += Eigen::Map<const Eigen::ArrayXf>(z, n);

@@ -55,7 +55,7 @@ struct KeyDiff {
     for (int64_t c = 0; c < d; ++c) a[c] = static_cast<float>(acc[static_cast<size_t>(c)] / static_cast<double>(S));
     const float na = fmaxf(norm(a, d), 1e-8f);
     for (int64_t c = 0; c < d; ++c) a[c] /= na;
-    dense::gemm_nt(K, S, d, d, a, 1, d, out, 1);  // out[t] = K_t . a
+    dense::gemv_rows(K, S, d, a, out);  // out[t] = K_t . a
     for (int64_t t = 0; t < S; ++t) out[t] = -(out[t] / fmaxf(nk[t], 1e-8f));
   }
 };
