@@ -35,6 +35,7 @@ struct BenchPressOptions {
   std::vector<std::string> presses;
   double compression_ratio = 0.5;
   std::string backend = "both";
+  std::string cache_mode = "compact";  // masked: select only, as kvpress's AdaKV (Rows::SkipUnchanged)
   int repeat = 1;
   int warmup = 0;
   double warmup_under_ms = 0.0;
@@ -93,17 +94,18 @@ void bench_one(const BenchPressOptions& o, size_t index, const RuntimePress& pre
   if (o.backend != "fused") backends.emplace_back("reference", Backend::Reference);
   if (o.backend != "reference") backends.emplace_back("fused", Backend::Fused);
   using clock = std::chrono::steady_clock;
+  const Rows rows = o.cache_mode == "masked" ? Rows::SkipUnchanged : Rows::Write;
   for (const auto& [name, backend] : backends) {
     int warm = 0;
     for (; warm < o.warmup; ++warm) {
-      (void)press.compress(snap.view, snap.cache, backend);
+      (void)press.compress(snap.view, snap.cache, backend, rows);
       synchronize(dev);
     }
     std::vector<double> ms;
     int64_t kept = 0;
     auto timed = [&] {
       const auto t0 = clock::now();
-      CompressResult r = press.compress(snap.view, snap.cache, backend);
+      CompressResult r = press.compress(snap.view, snap.cache, backend, rows);
       synchronize(dev);
       kept = r.kept.total();
       return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
@@ -121,6 +123,8 @@ void bench_one(const BenchPressOptions& o, size_t index, const RuntimePress& pre
       nlohmann::json j{{"index", index},            {"press", press.spec()},
                        {"compression_ratio", press.compression_ratio()},
                        {"backend", name},           {"batch", B},
+                       {"cache_mode", o.cache_mode},
+                       {"rows_written", rows == Rows::Write || press.rewrites_rows()},
                        {"kv_heads", H},             {"seq", S},
                        {"threads", at::get_num_threads()}, {"warmup", warm},
                        {"ms", med},                 {"runs_ms", ms},
@@ -130,8 +134,9 @@ void bench_one(const BenchPressOptions& o, size_t index, const RuntimePress& pre
                        {"cache_dtype", std::string(c10::toString(snap.cache.keys.scalar_type()))}};
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("%-10s %s  cr=%g  S=%lld: %.3f ms (median of %d", name.c_str(), press.spec().c_str(),
-                  press.compression_ratio(), static_cast<long long>(S), med, o.repeat);
+      std::printf("%-10s %s  cr=%g  S=%lld%s: %.3f ms (median of %d", name.c_str(), press.spec().c_str(),
+                  press.compression_ratio(), static_cast<long long>(S),
+                  rows == Rows::Write || press.rewrites_rows() ? "" : " (masked: selection only)", med, o.repeat);
       if (warm) std::printf(", after %d warm-up", warm);
       std::printf("), kept %lld of %lld entries\n", static_cast<long long>(kept), static_cast<long long>(B * H * S));
     }
@@ -206,6 +211,11 @@ void add_bench_press_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--backend", o->backend, "fused, reference or both (reference first)")
       ->check(CLI::IsMember({"fused", "reference", "both"}))
+      ->capture_default_str();
+  cmd->add_option("--cache-mode", o->cache_mode,
+                  "compact (write the compressed cache) or masked (kvpress's AdaKV: select only, the cache stays; a "
+                  "press whose post-op rewrites rows still writes them)")
+      ->check(CLI::IsMember({"compact", "masked"}))
       ->capture_default_str();
   cmd->add_option("--repeat", o->repeat, "timed runs per backend (the median is reported)")
       ->check(CLI::PositiveNumber)

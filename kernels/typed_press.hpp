@@ -42,6 +42,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
   double compression_ratio() const override { return params_.compression_ratio; }
   bool needs_attentions() const override { return Sc::needs_attentions; }
   bool rerotates_positions() const override { return parse_spec(spec_).name == "key_rerotation"; }
+  bool rewrites_rows() const override { return sizeof...(Po) > 0; }
   const Params& params() const { return params_; }
 
   // Where each backend runs: a CPU cache on the host; a CUDA cache through the press's CUDA executor (Fused, when
@@ -53,7 +54,15 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
     return device.is_cpu();
   }
 
-  CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend) const override {
+  CompressResult compress(const LayerView& view, const LayerCache& cache, Backend backend,
+                          Rows rows = Rows::Write) const override {
+    CompressResult r = compress_rows(view, cache, backend, rows == Rows::SkipUnchanged && !rewrites_rows());
+    if (rows == Rows::SkipUnchanged && !rewrites_rows()) r.keys = r.values = at::Tensor();  // every backend alike
+    return r;
+  }
+
+ private:
+  CompressResult compress_rows(const LayerView& view, const LayerCache& cache, Backend backend, bool skip_rows) const {
     PressInputs in = make_press_inputs(view, cache);
     {
       LayerInputs raw = in.raw();  // both backends (and devices) reject bad input the same way (shapes and
@@ -61,7 +70,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
       raw.compression_ratio = params_.compression_ratio;
       Sc::validate(params_.scorer, raw);
     }
-    if (in.keys.is_cpu()) return compress_host(in, backend);
+    if (in.keys.is_cpu()) return compress_host(in, backend, skip_rows);
 #if KVF_HAVE_CUDA
     if constexpr (cuda::CudaExecutor<PressT>::available) {
       if (backend == Backend::Fused && in.keys.is_cuda()) {
@@ -70,13 +79,14 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
       }
     }
 #endif
-    return result_to(compress_host(inputs_to_host(in), backend), in.keys.device());
+    return result_to(compress_host(inputs_to_host(in), backend, skip_rows), in.keys.device());
   }
 
-  // Both backends on host (CPU) tensors.
-  CompressResult compress_host(const PressInputs& in, Backend backend) const {
+  // Both backends on host (CPU) tensors. skip_rows: the fused executor selects only (no gather, no rows).
+  CompressResult compress_host(const PressInputs& in, Backend backend, bool skip_rows) const {
     if (backend == Backend::Reference) return Reference<PressT>::run(params_, in);
     PressOutput out;
+    out.write_rows = !skip_rows;
     CompressResult r;
     const int64_t B = in.keys.size(0), H = in.keys.size(1), S = in.keys.size(2), d = in.keys.size(3);
     const bool direct = in.cache_dtype == at::kFloat;  // write straight into the result tensors
@@ -93,7 +103,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
     if (!out.scores.empty())
       r.scores = at::from_blob(out.scores.data(), {B, H, S}, at::kFloat).clone();
     r.kept = std::move(out.kept);
-    if (!direct) {
+    if (!direct && out.write_rows) {
       const int64_t n = r.kept.total();
       r.keys = at::from_blob(out.keys.data(), {n, d}, at::kFloat).to(in.cache_dtype);
       r.values = at::from_blob(out.values.data(), {n, d}, at::kFloat).to(in.cache_dtype);
@@ -155,6 +165,7 @@ class TypedPress<Press<Sc, Se, Gr, Po...>> final : public RuntimePress {
     return s;
   }
 
+ public:
   // Every "policy.param" this press accepts.
   static std::vector<std::string> param_names() {
     std::vector<std::string> out;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/error.hpp"
+#include "kernels/press_hook.hpp"
 #include "kernels/registry.hpp"
 #include "tests/press_support.hpp"
 
@@ -127,6 +128,46 @@ TEST_CASE("every registered press: compression_ratio 0 keeps the cache untouched
       }
     }
   }
+}
+
+TEST_CASE("every registered press: masked mode selects only, and its cache equals the one from written rows",
+          "[press][registry][masked]") {
+  for (const auto& e : press_registry().entries())
+    for (auto shape : shapes())
+      for (double cr : {0.0, 0.5}) {
+        DYNAMIC_SECTION(e.example << " seq=" << shape.seq << " cr=" << cr) {
+          auto press = press_registry().make(e.example, cr);
+          shape.attentions = press->needs_attentions();
+          test::RandomLayer L(shape);
+          for (auto backend : {Backend::Fused, Backend::Reference}) {
+            INFO((backend == Backend::Fused ? "fused" : "reference"));
+            const auto full = press->compress(L.view, L.cache, backend, Rows::Write);
+            const auto sel = press->compress(L.view, L.cache, backend, Rows::SkipUnchanged);
+            // Rows only where a post-op rewrites them (key_rerotation, think); the selection is the same.
+            CHECK(sel.keys.defined() == press->rewrites_rows());
+            CHECK(sel.values.defined() == press->rewrites_rows());
+            CHECK(sel.kept.offsets == full.kept.offsets);
+            CHECK(sel.kept.positions == full.kept.positions);
+            REQUIRE(sel.scores.defined() == full.scores.defined());
+            if (full.scores.defined()) {
+              const auto again = press->compress(L.view, L.cache, backend, Rows::Write);
+              INFO("write vs write: " << (again.scores - full.scores).abs().max().item<float>() << ", skip vs write: "
+                   << (sel.scores - full.scores).abs().max().item<float>());
+              CHECK(sel.scores.equal(full.scores));
+            }
+            LayerCache a = L.cache, b = L.cache;
+            apply_result(full, a, CacheMode::Masked);
+            apply_result(sel, b, CacheMode::Masked);
+            CHECK(a.keys.equal(b.keys));
+            CHECK(a.values.equal(b.values));
+            CHECK(a.keep_mask.equal(b.keep_mask));
+            if (!press->rewrites_rows()) CHECK(b.keys.equal(L.cache.keys));  // rows left where they are
+            LayerCache c = L.cache;
+            if (!sel.keys.defined())
+              CHECK_THROWS_WITH(apply_result(sel, c, CacheMode::Compact), Catch::Contains("needs the kept rows"));
+          }
+        }
+      }
 }
 
 TEST_CASE("every registered press: its spec round-trips and names every parameter", "[press][registry][spec]") {

@@ -27,6 +27,9 @@ struct PressOutput {
   std::function<std::pair<float*, float*>(int64_t rows)> allocate;
   float* key_data = nullptr;
   float* value_data = nullptr;
+  // false: selection only (scores and kept sets), for a press without post-ops whose rows a masked cache keeps
+  // where they are (RuntimePress's Rows::SkipUnchanged). Ignored when a post-op rewrites rows.
+  bool write_rows = true;
 };
 
 template <class P>
@@ -47,10 +50,11 @@ struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
       // kvpress: cr == 0 returns the cache untouched, without scoring; post-ops included (think: see
       // docs/kvpress-differences.md)
       keep_all(in, out.kept);
-      gather(in, out);
+      if (out.write_rows || sizeof...(Po) > 0) gather(in, out);
       return;
     }
     Gr::template run<Sc, Se>(p.granularity, p.scorer, p.selector, in, ctx, out.scores, out.kept);
+    if (!out.write_rows && sizeof...(Po) == 0) return;
     gather(in, out);
     apply_postops(p, in, out, std::index_sequence_for<Po...>{});
   }
