@@ -5,6 +5,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -344,6 +345,41 @@ TEST_CASE("key_rerotation: kept keys sit at contiguous positions 0..n-1", "[pres
       for (int64_t c = 0; c < d; ++c) CHECK(got[c] == Approx(expect[c]).margin(1e-5));
       const float* v = out.values.data() + (out.kept.offsets[h] + static_cast<int64_t>(j)) * d;
       CHECK(std::equal(v, v + d, values.data() + (h * S + pos[j]) * d));  // values untouched
+    }
+  }
+}
+
+TEST_CASE("key_rerotation: the host's shared cos/sin rows give the device function's bits", "[press][wrappers][rerotation]") {
+  // KeyRerotation::apply takes cos/sin from a table (many kept keys per distinct delta) or from a row reused while
+  // the delta stays the same (few); both must equal rerotate() (the per-pair function the CUDA kernel runs) bit
+  // for bit, including the inf/NaN a non-finite key turns into.
+  const int64_t d = 16;
+  std::vector<float> inv_freq(d / 2);
+  for (int64_t c = 0; c < d / 2; ++c) inv_freq[c] = static_cast<float>(std::pow(500000.0, -2.0 * c / d));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> n(0.f, 3.f);
+  for (const int64_t S : {int64_t{40}, int64_t{4000}}) {
+    for (const int64_t keep_every : {int64_t{2}, int64_t{97}}) {  // S/2 keys over S/2 deltas (row path) or few
+      KeptSets kept;
+      kept.reset(1, 3);
+      for (int64_t h = 0; h < 3; ++h) {
+        for (int64_t t = h; t < S; t += keep_every + (t % 3 == 0 ? 1 : 0)) kept.positions.push_back(static_cast<int32_t>(t));
+        kept.offsets[h + 1] = static_cast<int64_t>(kept.positions.size());
+      }
+      std::vector<float> keys(static_cast<size_t>(kept.total() * d));
+      for (auto& x : keys) x = n(rng);
+      keys[5] = std::numeric_limits<float>::infinity();
+      keys[d + 3] = -0.f;
+      std::vector<float> expect = keys;
+      for (int64_t i = 0; i < 3; ++i)
+        for (int64_t j = 0; j < kept.count(0, i); ++j)
+          postops::KeyRerotation::rerotate(expect.data() + (kept.offsets[i] + j) * d, d,
+                                           static_cast<float>(j) - static_cast<float>(kept.begin(0, i)[j]), inv_freq.data());
+      LayerInputs in;
+      in.head_dim = d, in.inv_freq = inv_freq.data();
+      postops::KeyRerotation::apply({}, in, kept, keys.data(), nullptr);
+      CAPTURE(S, keep_every);
+      CHECK(std::memcmp(keys.data(), expect.data(), keys.size() * sizeof(float)) == 0);
     }
   }
 }
