@@ -99,6 +99,20 @@ concept Selector = HasParams<S> && requires(const typename S::Params& p, const S
   { S::select(p, c, scores, out) } -> std::same_as<void>;  // may modify scores in place (AdaKV safeguard)
 };
 
+// Optional Selector member:
+//   static int64_t per_head_count(const Params&, const SelectContext&)
+//       select() keeps exactly this many positions in every head, the top of that head's own scores
+//       (top_n_positions). With a whole-sequence granularity and a scorer that neither protects nor finishes the
+//       layer, the CPU executor then scores, selects and gathers each head in one pass, while its keys are cached.
+template <class Se>
+concept PerHeadCountSelector = requires(const typename Se::Params& p, const SelectContext& c) {
+  { Se::per_head_count(p, c) } -> std::convertible_to<int64_t>;
+};
+// Optional Granularity member: static constexpr bool whole_sequence = true (token): one selection over all
+// positions, scored once.
+template <class G>
+concept WholeSequenceGranularity = requires { requires G::whole_sequence; };
+
 // Granularity: the unit of selection. It drives scoring and selection for one layer.
 template <class G>
 concept Granularity = HasParams<G> && requires {

@@ -8,6 +8,9 @@ namespace kvf::granularity {
 struct Token {
   static constexpr std::string_view name = "token";
   static constexpr bool needs_per_head_selector = false;
+  // The whole sequence is one selection unit: with a per-head-count selector, a head's score -> select -> gather
+  // needs nothing from other heads (the executor may then run them head by head).
+  static constexpr bool whole_sequence = true;
   struct Params {};
 
   // Score the whole layer once, then let the selector choose.

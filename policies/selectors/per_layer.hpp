@@ -36,8 +36,9 @@ struct PerLayer {
   static int64_t budget(const Params& p, int64_t seq, int64_t layer) { return n_kept(seq, layer_ratio(p, layer)); }
 
   static void select(const Params& p, const SelectContext& c, float* scores, KeptSets& out) {
-    TopK::select_per_head(c, scores, budget(p, c.seq, c.layer), out);
+    TopK::select_per_head(c, scores, per_head_count(p, c), out);
   }
+  static int64_t per_head_count(const Params& p, const SelectContext& c) { return budget(p, c.seq, c.layer); }
 };
 static_assert(Selector<PerLayer>);
 

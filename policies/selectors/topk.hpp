@@ -13,9 +13,11 @@ struct TopK {
   static constexpr bool head_wise = false;
   struct Params {};
 
-  static void select(const Params&, const SelectContext& c, float* scores, KeptSets& out) {
-    select_per_head(c, scores, n_kept(c.seq, c.compression_ratio), out);
+  static void select(const Params& p, const SelectContext& c, float* scores, KeptSets& out) {
+    select_per_head(c, scores, per_head_count(p, c), out);
   }
+  // Every head keeps this many, by top_n_positions on its own scores (lets the executor fuse head by head).
+  static int64_t per_head_count(const Params&, const SelectContext& c) { return n_kept(c.seq, c.compression_ratio); }
   // Shared with per-layer budgets: the same n for every head.
   static void select_per_head(const SelectContext& c, const float* scores, int64_t n, KeptSets& out) {
     n = std::clamp<int64_t>(n, 0, c.seq);
