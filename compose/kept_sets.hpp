@@ -17,6 +17,12 @@ struct KeptSets {
     offsets.assign(static_cast<size_t>(b * h + 1), 0);
     positions.clear();
   }
+  // Every head keeps n positions (positions sized, left for the caller to fill).
+  void reset_uniform(int64_t b, int64_t h, int64_t n) {
+    reset(b, h);
+    for (int64_t i = 0; i < b * h; ++i) offsets[static_cast<size_t>(i + 1)] = (i + 1) * n;
+    positions.resize(static_cast<size_t>(b * h * n));
+  }
   int64_t count(int64_t b, int64_t h) const { return offsets[b * heads + h + 1] - offsets[b * heads + h]; }
   const int32_t* begin(int64_t b, int64_t h) const { return positions.data() + offsets[b * heads + h]; }
   bool uniform() const {  // every head keeps the same number (a dense cache can hold it)

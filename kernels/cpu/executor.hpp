@@ -14,7 +14,6 @@
 #include "compose/layer_inputs.hpp"
 #include "compose/parallel.hpp"
 #include "compose/press.hpp"
-#include "compose/score_layer.hpp"
 #include "policies/selection.hpp"
 
 namespace kvf {
@@ -84,9 +83,7 @@ struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
     const int64_t S = in.seq, BH = in.batch * in.kv_heads;
     const int64_t n = std::clamp<int64_t>(Se::per_head_count(p.selector, ctx), 0, S);
     out.scores.resize(static_cast<size_t>(BH * S));
-    out.kept.reset(in.batch, in.kv_heads);
-    out.kept.positions.resize(static_cast<size_t>(BH * n));
-    for (int64_t i = 0; i < BH; ++i) out.kept.offsets[i + 1] = (i + 1) * n;
+    out.kept.reset_uniform(in.batch, in.kv_heads, n);
     allocate_rows(in, out);
     const int workers = default_workers();
     std::vector<Scratch> ws(static_cast<size_t>(workers));
@@ -100,12 +97,9 @@ struct CpuExecutor<Press<Sc, Se, Gr, Po...>> {
   }
 
   static void keep_all(const LayerInputs& in, KeptSets& kept) {
-    kept.reset(in.batch, in.kv_heads);
-    kept.positions.resize(static_cast<size_t>(in.batch * in.kv_heads * in.seq));
-    for (int64_t i = 0; i < in.batch * in.kv_heads; ++i) {
-      kept.offsets[i + 1] = (i + 1) * in.seq;
+    kept.reset_uniform(in.batch, in.kv_heads, in.seq);
+    for (int64_t i = 0; i < in.batch * in.kv_heads; ++i)
       for (int64_t t = 0; t < in.seq; ++t) kept.positions[i * in.seq + t] = static_cast<int32_t>(t);
-    }
   }
 
   static void allocate_rows(const LayerInputs& in, PressOutput& out) {

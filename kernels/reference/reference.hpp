@@ -26,14 +26,10 @@ template <class Policy> struct RefPostOp;
 inline KeptSets kept_from_indices(const at::Tensor& idx) {
   KeptSets k;
   const int64_t B = idx.size(0), H = idx.size(1), n = idx.size(2);
-  k.reset(B, H);
+  k.reset_uniform(B, H, n);
   auto sorted = std::get<0>(idx.to(at::kLong).sort(-1)).contiguous();
   const int64_t* p = sorted.data_ptr<int64_t>();
-  k.positions.resize(static_cast<size_t>(B * H * n));
-  for (int64_t i = 0; i < B * H; ++i) {
-    k.offsets[i + 1] = (i + 1) * n;
-    for (int64_t j = 0; j < n; ++j) k.positions[i * n + j] = static_cast<int32_t>(p[i * n + j]);
-  }
+  for (int64_t i = 0; i < B * H * n; ++i) k.positions[i] = static_cast<int32_t>(p[i]);
   return k;
 }
 

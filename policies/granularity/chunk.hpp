@@ -33,9 +33,7 @@ struct Chunk {
     scores.resize(static_cast<size_t>(BH * S));
     int64_t total = 0;  // kept per head
     for (int64_t i = 0; i < S; i += C) total += chunk_kept(std::min(C, S - i), ctx.compression_ratio);
-    kept.reset(in.batch, in.kv_heads);
-    kept.positions.resize(static_cast<size_t>(BH * total));
-    for (int64_t i = 0; i <= BH; ++i) kept.offsets[i] = i * total;
+    kept.reset_uniform(in.batch, in.kv_heads, total);
 
     std::vector<float> cs;
     std::vector<int32_t> top;

@@ -25,7 +25,10 @@ struct KeyRerotation {
   // Rotates channel pair (c, c + half) of one key in place by delta positions (one CUDA lane per pair).
   KVF_HOST_DEVICE static void rerotate_pair(float* k, int64_t half, int64_t c, float delta, const float* inv_freq) {
     const float theta = delta * inv_freq[c];
-    const float cs = cosf(theta), sn = sinf(theta);
+    rotate_pair(k, half, c, cosf(theta), sinf(theta));
+  }
+  // Channel pair (c, c + half) rotated by an angle given as its cos/sin: the one rotation formula of both paths.
+  KVF_HOST_DEVICE static void rotate_pair(float* k, int64_t half, int64_t c, float cs, float sn) {
     const float x1 = k[c], x2 = k[c + half];
     k[c] = x1 * cs + -x2 * sn;
     k[c + half] = x2 * cs + x1 * sn;
@@ -72,7 +75,7 @@ struct KeyRerotation {
           row_delta = delta;
           cs = row.data();
         }
-        rotate(k + j * d, half, cs, cs + half);
+        for (int64_t c = 0; c < half; ++c) rotate_pair(k + j * d, half, c, cs[c], cs[half + c]);
       }
     });
   }
@@ -82,13 +85,6 @@ struct KeyRerotation {
       const float theta = delta * inv_freq[c];
       out[c] = cosf(theta);
       out[half + c] = sinf(theta);
-    }
-  }
-  static void rotate(float* k, int64_t half, const float* cs, const float* sn) {
-    for (int64_t c = 0; c < half; ++c) {
-      const float x1 = k[c], x2 = k[c + half];
-      k[c] = x1 * cs[c] + -x2 * sn[c];
-      k[c + half] = x2 * cs[c] + x1 * sn[c];
     }
   }
 };

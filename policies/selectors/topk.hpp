@@ -21,9 +21,7 @@ struct TopK {
   // Shared with per-layer budgets: the same n for every head.
   static void select_per_head(const SelectContext& c, const float* scores, int64_t n, KeptSets& out) {
     n = std::clamp<int64_t>(n, 0, c.seq);
-    out.reset(c.batch, c.heads);
-    out.positions.resize(static_cast<size_t>(c.batch * c.heads * n));
-    for (int64_t i = 0; i < c.batch * c.heads; ++i) out.offsets[i + 1] = (i + 1) * n;
+    out.reset_uniform(c.batch, c.heads, n);
     std::vector<TopNScratch> scratch(static_cast<size_t>(default_workers()));
     parallel_for(c.batch * c.heads, default_workers(), [&](int64_t i, int w) {
       top_n_positions(scores + i * c.seq, c.seq, n, scratch[static_cast<size_t>(w)], out.positions.data() + i * n);
